@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from trainables.config import TrialConfig
+from trainables.errors import UserError
+
+
+def test_defaults_are_valid_and_round_trip():
+    config = TrialConfig()
+    assert TrialConfig.from_dict(config.to_dict()) == config
+
+
+def test_curriculum_keys_are_gathered_and_trial_keys_win():
+    config = TrialConfig.from_dict(
+        {"curriculum": "cusp", "theta_eval": 90, "eps_eval": 0.1, "epochs": 4}
+    )
+    assert config.curriculum == {"curriculum": "cusp"}
+    assert config.theta_eval == 90.0 and isinstance(config.theta_eval, float)
+    assert config.build_curriculum().at(4).theta_deg == 180.0
+
+
+def test_overrides_merge():
+    config = TrialConfig.from_dict({"theta_schedule": "constant", "theta_max": 30})
+    changed = config.with_overrides({"theta_max": 60, "epochs": 2})
+    assert changed.curriculum == {"theta_schedule": "constant", "theta_max": 60}
+    assert changed.epochs == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"epocs": 3}, "did you mean 'epochs'"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"epochs": "three"}, "epochs must be int"),
+        ({"lr": -1}, "lr must be in"),
+        ({"method": "pdg"}, "did you mean 'pgd'"),
+        ({"theta_eval": 200}, "theta_eval must be in [0, 180]"),
+        ({"eps_eval": -0.1}, "eps_eval must be in [0, 1]"),
+        ({"dataset": "mnst"}, "did you mean 'mnist'"),
+        ({"model": "vgg16"}, "does not take"),
+        ({"model": "lenet", "model_width": 2}, "takes no model_width"),
+        ({"theta_schedule": "linear", "theta_max": 270}, "theta_max must be in [0, 180]"),
+        ({"theta_maxx": 10}, "theta_max"),
+        ({"download": "yes"}, "download must be bool"),
+    ],
+)
+def test_bad_settings_raise_user_errors_naming_the_key(values, message):
+    with pytest.raises(UserError) as info:
+        TrialConfig.from_dict(values)
+    assert message in str(info.value)

@@ -1,0 +1,798 @@
+"""Image datasets as whole uint8 tensors, a name -> loader registry, and a device-resident batcher.
+
+A trial keeps its entire dataset on the training device as ``uint8`` NCHW tensors (MNIST is 47 MB,
+CIFAR-10 184 MB) and converts one batch at a time to float in ``[0, 1]`` with
+:func:`iterate_batches`; normalisation lives inside the model, so attacks work in pixel space.
+
+Datasets are looked up by name with :func:`load_dataset`:
+
+- ``synthetic-digits``: an offline MNIST-like set rendered from a font and randomly deformed,
+  deterministic in its ``seed``; used by the tests and for runs without network access.
+- ``mnist``, ``fashion-mnist``, ``cifar10``: the real data sets through torchvision's classes, in
+  torchvision's on-disk layout under ``data_dir``.
+
+``data_dir`` defaults to ``$CUSP_TUNE_DATA`` or, if that is unset, ``~/.cache/cusp-tune``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainables.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "CUSP_TUNE_DATA"
+"""Environment variable that overrides the default data directory."""
+
+_DEFAULT_DATA_DIR = Path("~/.cache/cusp-tune")
+
+
+# --------------------------------------------------------------------------------------------------
+# Dataclasses
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What models, attacks and curricula need to know about a dataset, without its data.
+
+    Attributes:
+        name: the registry name, e.g. ``"mnist"``.
+        channels: image channels (1 for grey, 3 for RGB).
+        image_size: height and width in pixels (images are square).
+        num_classes: number of labels; labels are ``0 .. num_classes - 1``.
+        eps_scale: the field's standard L-inf budget in pixel units of ``[0, 1]`` (0.3 for MNIST,
+            8/255 for CIFAR-10); epsilon schedules are usually expressed relative to it.
+        pgd_steps: number of PGD steps conventionally used in adversarial training.
+        pgd_step_size: PGD step size in pixel units (0.01 for MNIST, 2/255 for CIFAR-10).
+        mean: per-channel mean of the training pixels in ``[0, 1]``, for the model's own
+            normalisation layer.
+        std: per-channel standard deviation of the training pixels in ``[0, 1]``.
+        classes: human-readable class names, indexed by label.
+    """
+
+    name: str
+    channels: int
+    image_size: int
+    num_classes: int
+    eps_scale: float
+    pgd_steps: int
+    pgd_step_size: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.channels <= 0 or self.image_size <= 0 or self.num_classes <= 1:
+            raise ValueError(f"{self.name}: channels, image_size and num_classes must be positive")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError(f"{self.name}: mean and std need one entry per channel")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"{self.name}: std entries must be positive")
+        if len(self.classes) != self.num_classes:
+            raise ValueError(f"{self.name}: classes needs one name per class")
+        if not (0 < self.eps_scale <= 1 and 0 < self.pgd_step_size <= 1 and self.pgd_steps > 0):
+            raise ValueError(f"{self.name}: eps_scale, pgd_step_size and pgd_steps out of range")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The shape ``(C, H, W)`` of one image."""
+        return (self.channels, self.image_size, self.image_size)
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A whole dataset as tensors: images ``uint8`` of shape (N, C, H, W), labels ``int64`` (N,).
+
+    All four tensors sit on the same device. The constructor checks shapes, dtypes and the label
+    range against ``info`` and raises ``ValueError`` on a mismatch (a bug in a loader, not a user
+    mistake; loaders turn bad files into :class:`UserError` themselves).
+    """
+
+    info: DatasetInfo
+    train_images: torch.Tensor = field(repr=False)
+    train_labels: torch.Tensor = field(repr=False)
+    test_images: torch.Tensor = field(repr=False)
+    test_labels: torch.Tensor = field(repr=False)
+
+    def __post_init__(self) -> None:
+        device = self.train_images.device
+        for split in ("train", "test"):
+            images: torch.Tensor = getattr(self, f"{split}_images")
+            labels: torch.Tensor = getattr(self, f"{split}_labels")
+            where = f"{self.info.name} {split}"
+            if images.dtype != torch.uint8 or images.dim() != 4:
+                raise ValueError(
+                    f"{where} images must be uint8 (N, C, H, W), got {images.dtype} "
+                    f"of shape {tuple(images.shape)}"
+                )
+            if tuple(images.shape[1:]) != self.info.shape:
+                raise ValueError(
+                    f"{where} images have shape {tuple(images.shape[1:])} per image, "
+                    f"expected {self.info.shape}"
+                )
+            if labels.dtype != torch.int64 or labels.dim() != 1:
+                raise ValueError(
+                    f"{where} labels must be int64 of shape (N,), got {labels.dtype} "
+                    f"of shape {tuple(labels.shape)}"
+                )
+            if labels.shape[0] != images.shape[0]:
+                raise ValueError(f"{where}: {images.shape[0]} images but {labels.shape[0]} labels")
+            if images.device != device or labels.device != device:
+                raise ValueError(f"{where}: all tensors must be on one device")
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.info.num_classes):
+                raise ValueError(f"{where} labels outside 0..{self.info.num_classes - 1}")
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageDataset({self.info.name}: {self.num_train} train, {self.num_test} test, "
+            f"{'x'.join(map(str, self.info.shape))}, {self.device})"
+        )
+
+    @property
+    def num_train(self) -> int:
+        """Number of training images."""
+        return int(self.train_images.shape[0])
+
+    @property
+    def num_test(self) -> int:
+        """Number of test images."""
+        return int(self.test_images.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        """The device all four tensors sit on."""
+        return self.train_images.device
+
+    def to(self, device: torch.device | str) -> ImageDataset:
+        """Return a copy with all tensors on ``device`` (still uint8); ``self`` if already there."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        return replace(
+            self,
+            train_images=self.train_images.to(device),
+            train_labels=self.train_labels.to(device),
+            test_images=self.test_images.to(device),
+            test_labels=self.test_labels.to(device),
+        )
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None) -> ImageDataset:
+        """Return the first ``n_train`` training and ``n_test`` test samples (None keeps all).
+
+        The subset owns copies of its rows, so it does not keep (or pickle, e.g. into Ray's object
+        store) the full tensors alive; ``self`` is returned when nothing is cut.
+
+        Raises:
+            UserError: if a count is not positive or exceeds what the dataset has.
+        """
+        n_train = _check_count("n_train", n_train, self.num_train, self.info.name)
+        n_test = _check_count("n_test", n_test, self.num_test, self.info.name)
+        if n_train == self.num_train and n_test == self.num_test:
+            return self
+        return replace(
+            self,
+            train_images=self.train_images[:n_train].clone(),
+            train_labels=self.train_labels[:n_train].clone(),
+            test_images=self.test_images[:n_test].clone(),
+            test_labels=self.test_labels[:n_test].clone(),
+        )
+
+
+def _check_count(option: str, value: Any, available: int, name: str) -> int:
+    """Validate an optional sample count against ``available``; None means all of them."""
+    if value is None:
+        return available
+    value = _positive_int(option, value)
+    if value > available:
+        split = "training" if option == "n_train" else "test"
+        raise UserError(
+            f"{value} {split} samples requested but {name} has only {available}; "
+            f"ask for at most {available}"
+        )
+    return value
+
+
+def _positive_int(option: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int (not a bool) of at least ``minimum``, else UserError."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise UserError(f"option {option} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+
+Loader = Callable[..., ImageDataset]
+"""``loader(data_dir: Path, download: bool, **options) -> ImageDataset``.
+
+Options are the loader's keyword-only parameters; each must have a default."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: DatasetInfo
+    loader: Loader
+    options: tuple[str, ...]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_dataset(name: str, info: DatasetInfo) -> Callable[[Loader], Loader]:
+    """Decorator that registers ``loader`` under ``name``, described by ``info``.
+
+    ``info`` is registered with the loader so that :func:`dataset_info` can answer without loading
+    any data (job validation, model construction, epsilon defaults). The loader is called as
+    ``loader(data_dir, download, **options)``; its keyword-only parameters are the options users
+    may set, and must all have defaults.
+    """
+    if info.name != name:
+        raise ValueError(f"info.name {info.name!r} differs from the registered name {name!r}")
+
+    def decorator(loader: Loader) -> Loader:
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is already registered")
+        params = inspect.signature(loader).parameters.values()
+        options = tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+        if any(p.default is inspect.Parameter.empty for p in params if p.name in options):
+            raise ValueError(f"every option of the {name!r} loader needs a default")
+        _REGISTRY[name] = _Entry(info=info, loader=loader, options=options)
+        return loader
+
+    return decorator
+
+
+def list_datasets() -> list[str]:
+    """Names of all registered datasets, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> _Entry:
+    key = str(name).strip().lower().replace("_", "-")
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    known = list_datasets()
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise UserError(f"unknown dataset '{name}'; {hint}known datasets: {', '.join(known)}")
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of a registered dataset, without loading it.
+
+    Raises:
+        UserError: if no dataset of that name is registered.
+    """
+    return _entry(name).info
+
+
+def dataset_options(name: str) -> dict[str, Any]:
+    """The options a dataset's loader accepts, with their defaults."""
+    entry = _entry(name)
+    params = inspect.signature(entry.loader).parameters
+    return {option: params[option].default for option in entry.options}
+
+
+def default_data_dir() -> Path:
+    """``$CUSP_TUNE_DATA`` if set and not empty, else ``~/.cache/cusp-tune`` (expanded)."""
+    return Path(os.environ.get(DATA_DIR_ENV) or _DEFAULT_DATA_DIR).expanduser()
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = False,
+    **options: Any,
+) -> ImageDataset:
+    """Load a registered dataset onto the CPU.
+
+    Args:
+        name: a name from :func:`list_datasets` (case and ``_``/``-`` are not significant).
+        data_dir: where the files are (or the synthetic cache goes); None means
+            :func:`default_data_dir`.
+        download: let real datasets fetch missing files from the internet.
+        **options: loader-specific options, e.g. ``n_train``, ``n_test``, ``seed``.
+
+    Raises:
+        UserError: for an unknown name, an unknown or bad option, or missing/unreadable files.
+    """
+    entry = _entry(name)
+    for option in sorted(options):
+        if option not in entry.options:
+            close = difflib.get_close_matches(option, entry.options, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            allowed = ", ".join(entry.options) or "none"
+            raise UserError(
+                f"unknown option '{option}' for dataset '{entry.info.name}'; {hint}"
+                f"its options are: {allowed}"
+            )
+    if not isinstance(download, bool):
+        raise UserError(f"download must be true or false, got {download!r}")
+    root = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    return entry.loader(root, download, **options)
+
+
+# --------------------------------------------------------------------------------------------------
+# Batches
+
+
+def iterate_batches(
+    images_u8: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(images, labels)`` batches, images as float32 in ``[0, 1]`` on the data's device.
+
+    Arguments are checked (and a shuffle drawn) when this is called, not at the first batch.
+    The data never leaves its device: a shuffle is one ``torch.randperm`` (drawn on the
+    generator's device, so a CPU generator works with CUDA data), batches are gathered with
+    ``index_select`` and converted with ``.float().div_(255)``.
+
+    Args:
+        images_u8: uint8 images (N, C, H, W).
+        labels: labels (N,), on the same device.
+        batch_size: samples per batch; the last batch may be smaller unless ``drop_last``.
+        shuffle: visit the samples in a random order (each exactly once).
+        generator: source of randomness for the shuffle; seed it for a reproducible order.
+        drop_last: skip a final batch smaller than ``batch_size``.
+
+    Raises:
+        UserError: if ``batch_size`` is not a positive integer.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise UserError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if images_u8.dtype != torch.uint8:
+        raise ValueError(f"iterate_batches expects uint8 images, got {images_u8.dtype}")
+    n = images_u8.shape[0]
+    if labels.shape[0] != n:
+        raise ValueError(f"{n} images but {labels.shape[0]} labels")
+    order: torch.Tensor | None = None
+    if shuffle:
+        perm_device = generator.device if generator is not None else images_u8.device
+        order = torch.randperm(n, generator=generator, device=perm_device)
+        order = order.to(images_u8.device)
+    stop = n - n % batch_size if drop_last else n
+    return _batches(images_u8, labels, batch_size, order, stop)
+
+
+def _batches(
+    images_u8: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    order: torch.Tensor | None,
+    stop: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, stop, batch_size):
+        if order is None:
+            x, y = images_u8[start : start + batch_size], labels[start : start + batch_size]
+        else:
+            index = order[start : start + batch_size]
+            x, y = images_u8.index_select(0, index), labels.index_select(0, index)
+        yield x.float().div_(255), y
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic digits
+
+_DIGIT_CLASSES = tuple(str(d) for d in range(10))
+
+# Mean and std of the pixels of the default synthetic training set (n_train=10000, seed=0),
+# measured once from this generator and rounded; they stay close for any seed and size.
+SYNTHETIC_DIGITS_INFO = DatasetInfo(
+    name="synthetic-digits",
+    channels=1,
+    image_size=28,
+    num_classes=10,
+    eps_scale=0.3,
+    pgd_steps=40,
+    pgd_step_size=0.01,
+    mean=(0.1982,),
+    std=(0.3446,),
+    classes=_DIGIT_CLASSES,
+)
+
+_SYNTH_FORMAT_VERSION = 1
+"""Bump whenever the generator changes its output, so stale caches are not reused."""
+
+_HI = 56
+"""Side of the high-resolution canvas (2x the output) that glyphs are rendered and thickened on;
+the per-sample warp samples it straight to the 28x28 output."""
+
+_GLYPH_HEIGHT = 40
+"""Digit height on the high-resolution canvas: 20 px at 28x28, as in MNIST."""
+
+
+def _render_glyphs() -> torch.Tensor:
+    """Render digits 0-9 once with Pillow's default font: float (10, 1, _HI, _HI) in [0, 1].
+
+    Each glyph is cropped to its ink, resized to ``_GLYPH_HEIGHT`` keeping its aspect ratio and
+    centred on a black canvas. Newer Pillow (>= 10.1, with FreeType) gives a scalable font; older
+    ones give a small bitmap font, which is upscaled (the later blur hides its blockiness).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font: Any = ImageFont.load_default(size=96)
+    except TypeError:  # Pillow < 10.1: no size argument
+        font = ImageFont.load_default()
+    glyphs = []
+    for digit in _DIGIT_CLASSES:
+        left, top, right, bottom = font.getbbox(digit)
+        canvas = Image.new("L", (right - left + 8, bottom - top + 8))
+        ImageDraw.Draw(canvas).text((4 - left, 4 - top), digit, fill=255, font=font)
+        ink = canvas.crop(canvas.getbbox())
+        width = max(1, round(ink.width * _GLYPH_HEIGHT / ink.height))
+        ink = ink.resize((width, _GLYPH_HEIGHT), Image.Resampling.LANCZOS)
+        out = Image.new("L", (_HI, _HI))
+        out.paste(ink, ((_HI - width) // 2, (_HI - _GLYPH_HEIGHT) // 2))
+        glyphs.append(torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0))
+    return torch.stack(glyphs).unsqueeze(1)
+
+
+def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+    """``n`` floats drawn uniformly from ``[low, high)``."""
+    return torch.rand(n, generator=gen) * (high - low) + low
+
+
+def _glyph_levels(glyphs: torch.Tensor) -> torch.Tensor:
+    """Stroke-thickness variants of the glyphs, thin to bold: (6, 10, 1, _HI, _HI).
+
+    Grey-level erosion and dilation (3x3 min / max filters) at the high resolution, with
+    half-way blends between them, then a 3x3 binomial blur so that sampling at the output
+    resolution does not alias.
+    """
+    eroded = -F.max_pool2d(-glyphs, 3, 1, 1)
+    dilated = F.max_pool2d(glyphs, 3, 1, 1)
+    bold = F.max_pool2d(dilated, 3, 1, 1)
+    levels = torch.stack(
+        [
+            eroded,
+            (eroded + glyphs) / 2,
+            glyphs,
+            (glyphs + dilated) / 2,
+            dilated,
+            (dilated + bold) / 2,
+        ]
+    ).flatten(0, 1)
+    binomial = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (binomial[:, None] * binomial[None, :] / 16).view(1, 1, 3, 3)
+    return F.conv2d(levels, kernel, padding=1).view(6, 10, 1, _HI, _HI)
+
+
+def _generate_digits(
+    n: int, gen: torch.Generator, levels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``n`` deformed digits: uint8 (n, 1, 28, 28) and balanced int64 labels (n,).
+
+    Per sample, as batched torch ops: a stroke thickness (one of ``levels``), an affine warp
+    (scale, aspect, slant, rotation within +-10 degrees, shift of +-2 px), a smooth elastic wobble,
+    a Gaussian blur, a contrast stretch that saturates the strokes, and pixel noise. Rotations
+    stay small on purpose: orientation carries meaning (a 6 turned by 180 degrees is a 9), and
+    rotation robustness is what the searches measure.
+    """
+    size = SYNTHETIC_DIGITS_INFO.image_size
+    labels = (torch.arange(n) % 10)[torch.randperm(n, generator=gen)]
+    thickness = torch.randint(0, levels.shape[0], (n,), generator=gen)
+    base = levels.flatten(0, 1).index_select(0, thickness * 10 + labels)  # (n, 1, _HI, _HI)
+
+    # Forward map digit -> image: shift . rotate . slant . scale; grid_sample needs its inverse.
+    scale = _uniform(n, 0.8, 1.1, gen)
+    aspect = _uniform(n, 0.8, 1.2, gen).sqrt()
+    slant = _uniform(n, -0.3, 0.3, gen)
+    angle = _uniform(n, -10.0, 10.0, gen).deg2rad()
+    shift = _uniform(2 * n, -2.0, 2.0, gen).view(n, 2, 1) * (2.0 / size)  # normalised units
+    cos, sin = angle.cos(), angle.sin()
+    rotate = torch.stack([cos, -sin, sin, cos], 1).view(n, 2, 2)
+    shear = torch.eye(2).repeat(n, 1, 1)
+    shear[:, 0, 1] = slant
+    stretch = torch.diag_embed(torch.stack([scale * aspect, scale / aspect], 1))
+    inverse = torch.linalg.inv(rotate @ shear @ stretch)
+
+    # The sampling grid on a coarse 8x8 lattice of output positions (affine map plus a random
+    # elastic wobble), bilinearly upsampled to every pixel centre; exact for the affine part.
+    nodes = torch.linspace(-1 + 1 / size, 1 - 1 / size, 8)
+    lattice = torch.stack(torch.meshgrid(nodes, nodes, indexing="xy")).view(1, 2, 64)  # (x, y)
+    coarse = (inverse @ (lattice - shift)).view(n, 2, 8, 8)
+    wobble = torch.randn(n, 2, 4, 4, generator=gen) * _uniform(n, 0.0, 0.03, gen).view(n, 1, 1, 1)
+    coarse = coarse + F.interpolate(wobble, size=(8, 8), mode="bicubic", align_corners=True)
+    coarse = coarse.contiguous(memory_format=torch.channels_last)
+    grid = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True)
+    x = F.grid_sample(
+        base, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+
+    # Blur with a per-sample sigma in [0.3, 1.0] px: one grouped convolution over the batch.
+    sigma = _uniform(n, 0.3, 1.0, gen).view(n, 1, 1)
+    taps = torch.arange(-2, 3, dtype=torch.float32)
+    gauss = torch.exp(-(taps.view(1, 5, 1) ** 2 + taps.view(1, 1, 5) ** 2) / (2 * sigma**2))
+    kernel = (gauss / gauss.sum((1, 2), keepdim=True)).unsqueeze(1)  # (n, 1, 5, 5)
+    x = F.conv2d(x.view(1, n, size, size), kernel, padding=2, groups=n).view(n, 1, size, size)
+
+    # Saturate strokes like MNIST ink, then add mild noise; the background stays near black.
+    peak = x.amax((1, 2, 3), keepdim=True).clamp_min(1e-6)
+    gain = _uniform(n, 1.2, 2.0, gen).view(n, 1, 1, 1)
+    x = (x * (gain / peak)).clamp_(0, 1)
+    noise = torch.randn(x.shape, generator=gen) * _uniform(n, 0.0, 0.06, gen).view(n, 1, 1, 1)
+    x = (x + noise).clamp_(0, 1)
+    return x.mul_(255).round_().to(torch.uint8), labels
+
+
+def _split_generator(seed: int, split: int) -> torch.Generator:
+    """A CPU generator for one split, seeded from (seed, split) so splits never share draws."""
+    state = np.random.SeedSequence([seed, split]).generate_state(1, dtype=np.uint32)[0]
+    return torch.Generator(device="cpu").manual_seed(int(state))
+
+
+def generate_synthetic_digits(
+    n_train: int = 10_000, n_test: int = 2_000, seed: int = 0
+) -> ImageDataset:
+    """Generate the ``synthetic-digits`` dataset in memory, on the CPU, without caching.
+
+    The same arguments give bit-identical tensors on the same platform and torch / Pillow
+    versions (another CPU or library version may move a few pixels by one grey level; the cache
+    and Ray's object store keep one copy per search anyway). Train and test come from
+    independent random streams derived from ``seed``. The defaults take about half a second on
+    one CPU core.
+    """
+    n_train = _positive_int("n_train", n_train)
+    n_test = _positive_int("n_test", n_test)
+    seed = _positive_int("seed", seed, minimum=0)
+    start = time.perf_counter()
+    levels = _glyph_levels(_render_glyphs())
+    parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for split, n in ((0, n_train), (1, n_test)):
+        gen = _split_generator(seed, split)
+        chunks = [_generate_digits(min(4096, n - i), gen, levels) for i in range(0, n, 4096)]
+        parts.append((torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])))
+    logger.info(
+        "generated synthetic-digits (%d train, %d test, seed %d) in %.1f s",
+        n_train,
+        n_test,
+        seed,
+        time.perf_counter() - start,
+    )
+    (train_x, train_y), (test_x, test_y) = parts
+    return ImageDataset(SYNTHETIC_DIGITS_INFO, train_x, train_y, test_x, test_y)
+
+
+_TENSOR_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def synthetic_cache_path(data_dir: Path, n_train: int, n_test: int, seed: int) -> Path:
+    """Where ``synthetic-digits`` with these options is cached under ``data_dir``."""
+    return (
+        Path(data_dir)
+        / "synthetic-digits"
+        / f"v{_SYNTH_FORMAT_VERSION}-train{n_train}-test{n_test}-seed{seed}.pt"
+    )
+
+
+def _read_cache(path: Path) -> ImageDataset | None:
+    """The cached dataset at ``path``, or None if it is missing or unusable (then regenerated)."""
+    if not path.is_file():
+        return None
+    try:
+        tensors = torch.load(path, map_location="cpu", weights_only=True)
+        return ImageDataset(SYNTHETIC_DIGITS_INFO, *(tensors[k] for k in _TENSOR_KEYS))
+    except Exception as exc:  # a truncated or foreign file: regenerate rather than fail
+        logger.warning("ignoring unreadable cache %s (%s); regenerating", path, exc)
+        return None
+
+
+def _write_cache(path: Path, dataset: ImageDataset) -> None:
+    """Save atomically (temp file + rename); a cache that cannot be written is only a warning."""
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as tmp:
+            tmp_name = tmp.name
+            torch.save({k: getattr(dataset, k) for k in _TENSOR_KEYS}, tmp)
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+        logger.warning("could not cache synthetic-digits at %s: %s", path, exc)
+    finally:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+
+
+@register_dataset("synthetic-digits", SYNTHETIC_DIGITS_INFO)
+def _load_synthetic_digits(
+    data_dir: Path,
+    download: bool,
+    *,
+    n_train: int = 10_000,
+    n_test: int = 2_000,
+    seed: int = 0,
+    cache: bool = True,
+) -> ImageDataset:
+    """Synthetic MNIST-like digits; cached under ``data_dir`` unless ``cache`` is false.
+
+    ``download`` is ignored: nothing is ever fetched.
+    """
+    n_train = _positive_int("n_train", n_train)
+    n_test = _positive_int("n_test", n_test)
+    seed = _positive_int("seed", seed, minimum=0)
+    if not cache:
+        return generate_synthetic_digits(n_train, n_test, seed)
+    path = synthetic_cache_path(data_dir, n_train, n_test, seed)
+    dataset = _read_cache(path)
+    if dataset is None:
+        dataset = generate_synthetic_digits(n_train, n_test, seed)
+        _write_cache(path, dataset)
+    else:
+        logger.info("loaded synthetic-digits from cache %s", path)
+    return dataset
+
+
+# --------------------------------------------------------------------------------------------------
+# Real datasets through torchvision
+
+MNIST_INFO = DatasetInfo(
+    name="mnist",
+    channels=1,
+    image_size=28,
+    num_classes=10,
+    eps_scale=0.3,
+    pgd_steps=40,
+    pgd_step_size=0.01,
+    mean=(0.1307,),
+    std=(0.3081,),
+    classes=_DIGIT_CLASSES,
+)
+
+# The usual Fashion-MNIST budget is 0.1 (0.3 destroys most garments); 40 steps of 0.01 as MNIST.
+FASHION_MNIST_INFO = DatasetInfo(
+    name="fashion-mnist",
+    channels=1,
+    image_size=28,
+    num_classes=10,
+    eps_scale=0.1,
+    pgd_steps=40,
+    pgd_step_size=0.01,
+    mean=(0.2860,),
+    std=(0.3530,),
+    classes=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+)
+
+CIFAR10_INFO = DatasetInfo(
+    name="cifar10",
+    channels=3,
+    image_size=32,
+    num_classes=10,
+    eps_scale=8 / 255,
+    pgd_steps=10,
+    pgd_step_size=2 / 255,
+    mean=(0.4914, 0.4822, 0.4465),
+    std=(0.2470, 0.2435, 0.2616),
+    classes=(
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ),
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torchvision's can span several)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _load_torchvision(
+    info: DatasetInfo,
+    class_name: str,
+    folder: str,
+    data_dir: Path,
+    download: bool,
+    n_train: int | None,
+    n_test: int | None,
+) -> ImageDataset:
+    """Load both splits with ``torchvision.datasets.<class_name>`` and convert to uint8 NCHW.
+
+    ``folder`` is the sub-directory of ``data_dir`` torchvision reads, for error messages.
+    """
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, class_name)
+    where = data_dir / folder
+    splits = []
+    for train in (True, False):
+        try:
+            splits.append(cls(root=str(data_dir), train=train, download=download))
+        except (RuntimeError, OSError) as exc:
+            if download:
+                raise UserError(
+                    f"could not download {info.name} into {data_dir}: "
+                    f"{_one_line(exc)}; check the network, or put the files in "
+                    f"{where} by hand"
+                ) from None
+            raise UserError(
+                f"{info.name} not found in {where}; pass download=true to fetch it, "
+                f"or point data_dir at a directory that has it"
+            ) from None
+        except (ValueError, TypeError, AssertionError, EOFError, KeyError, IndexError) as exc:
+            raise UserError(
+                f"{info.name} files in {where} are unreadable ({_one_line(exc)}); "
+                f"delete them and pass download=true to fetch them again"
+            ) from None
+    tensors: list[torch.Tensor] = []
+    for ds in splits:
+        data = ds.data
+        if isinstance(data, np.ndarray):  # CIFAR: numpy (N, H, W, C)
+            images = torch.from_numpy(np.ascontiguousarray(data.transpose(0, 3, 1, 2)))
+        else:  # MNIST family: torch (N, H, W)
+            images = data.unsqueeze(1).contiguous()
+        tensors += [images, torch.as_tensor(ds.targets, dtype=torch.int64)]
+    try:
+        dataset = ImageDataset(info, *tensors)
+    except ValueError as exc:
+        raise UserError(f"the files in {where} do not look like {info.name}: {exc}") from None
+    return dataset.subset(n_train, n_test)
+
+
+@register_dataset("mnist", MNIST_INFO)
+def _load_mnist(
+    data_dir: Path, download: bool, *, n_train: int | None = None, n_test: int | None = None
+) -> ImageDataset:
+    """MNIST from ``<data_dir>/MNIST/raw``; optionally only the first n_train / n_test samples."""
+    return _load_torchvision(MNIST_INFO, "MNIST", "MNIST/raw", data_dir, download, n_train, n_test)
+
+
+@register_dataset("fashion-mnist", FASHION_MNIST_INFO)
+def _load_fashion_mnist(
+    data_dir: Path, download: bool, *, n_train: int | None = None, n_test: int | None = None
+) -> ImageDataset:
+    """Fashion-MNIST from ``<data_dir>/FashionMNIST/raw``; optionally truncated."""
+    return _load_torchvision(
+        FASHION_MNIST_INFO, "FashionMNIST", "FashionMNIST/raw", data_dir, download, n_train, n_test
+    )
+
+
+@register_dataset("cifar10", CIFAR10_INFO)
+def _load_cifar10(
+    data_dir: Path, download: bool, *, n_train: int | None = None, n_test: int | None = None
+) -> ImageDataset:
+    """CIFAR-10 from ``<data_dir>/cifar-10-batches-py``; optionally truncated."""
+    return _load_torchvision(
+        CIFAR10_INFO, "CIFAR10", "cifar-10-batches-py", data_dir, download, n_train, n_test
+    )

@@ -1,0 +1,255 @@
+"""Robustness evaluation: clean, spatial, adversarial and combined accuracy, and their profiles.
+
+Every function takes a model (normalisation inside it), uint8 test images ``(N, C, H, W)`` and
+int64 labels on the evaluation device, and works batch by batch on that device. Counts are
+accumulated on the device and read once at the end. Random draws (rotation angles, PGD start
+points) come from generators seeded by ``EvalSettings.seed``, so a metric is reproducible and does
+not depend on which other metrics were computed alongside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainables.attacks import eval_mode, pgd_linf, spatial_attack
+from trainables.spatial import random_spatial
+
+METRICS = ("clean_acc", "spatial_acc", "adv_acc", "combined_acc", "invariance_rate")
+DEFAULT_PROFILE_THETAS = (0, 30, 60, 90, 120, 150, 180)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How robustness is measured.
+
+    Attributes:
+        theta_eval: rotation range in degrees; ``spatial_acc`` draws one angle per image from
+            ``U[-theta_eval, theta_eval]``.
+        translate_eval: translation range as a fraction of the image size (0 = none).
+        eps_eval: L-inf budget of the PGD attack behind ``adv_acc`` and ``combined_acc``.
+        pgd_steps: PGD iterations for evaluation.
+        pgd_step_size: PGD step size.
+        batch_size: images per evaluation batch.
+        seed: seed of the random rotations and PGD random starts.
+    """
+
+    theta_eval: float = 180.0
+    translate_eval: float = 0.0
+    eps_eval: float = 0.3
+    pgd_steps: int = 40
+    pgd_step_size: float = 0.01
+    batch_size: int = 500
+    seed: int = 0
+
+    def replace(self, **changes: object) -> EvalSettings:
+        return dataclasses.replace(self, **changes)
+
+
+def spatial_profile_key(theta_deg: float) -> str:
+    """Metric name of one point of the invariance profile, e.g. ``spatial_acc@30``."""
+    return f"spatial_acc@{theta_deg:g}"
+
+
+def adversarial_profile_key(eps: float) -> str:
+    """Metric name of one point of the robustness profile, e.g. ``adv_acc@0.1``."""
+    return f"adv_acc@{eps:.4g}"
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _batches(
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, images.shape[0], batch_size):
+        yield (
+            images[start : start + batch_size].float().div_(255.0),
+            labels[start : start + batch_size],
+        )
+
+
+def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x).argmax(dim=1)
+
+
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: EvalSettings
+) -> dict[str, float]:
+    """All of ``METRICS`` in one pass over the data.
+
+    ``spatial_acc`` and ``invariance_rate`` use the same random transform of each image;
+    ``combined_acc`` attacks that transformed image with PGD (``A_eps(T_theta(x))``).
+    """
+    device = images.device
+    translate_px = settings.translate_eval * images.shape[-1]
+    spatial_gen = _generator(device, settings.seed)
+    adv_gen = _generator(device, settings.seed + 1)
+    combined_gen = _generator(device, settings.seed + 2)
+    counts = torch.zeros(len(METRICS), dtype=torch.long, device=device)
+    with eval_mode(model):
+        for x, y in _batches(images, labels, settings.batch_size):
+            clean_pred = _predict(model, x)
+            x_spatial = random_spatial(x, settings.theta_eval, translate_px, spatial_gen)
+            spatial_pred = _predict(model, x_spatial)
+            x_adv = pgd_linf(
+                model,
+                x,
+                y,
+                settings.eps_eval,
+                settings.pgd_step_size,
+                settings.pgd_steps,
+                generator=adv_gen,
+            )
+            x_combined = pgd_linf(
+                model,
+                x_spatial,
+                y,
+                settings.eps_eval,
+                settings.pgd_step_size,
+                settings.pgd_steps,
+                generator=combined_gen,
+            )
+            counts += torch.stack(
+                [
+                    (clean_pred == y).sum(),
+                    (spatial_pred == y).sum(),
+                    (_predict(model, x_adv) == y).sum(),
+                    (_predict(model, x_combined) == y).sum(),
+                    (spatial_pred == clean_pred).sum(),
+                ]
+            )
+    total = max(int(images.shape[0]), 1)
+    return {name: count / total for name, count in zip(METRICS, counts.tolist(), strict=True)}
+
+
+def clean_accuracy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
+) -> float:
+    """Accuracy on the unmodified images."""
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    with eval_mode(model):
+        for x, y in _batches(images, labels, batch_size):
+            correct += (_predict(model, x) == y).sum()
+    return correct.item() / max(int(images.shape[0]), 1)
+
+
+def spatial_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    theta_deg: float,
+    settings: EvalSettings,
+) -> tuple[float, float]:
+    """Accuracy and rate of invariance ``Pr[f(Tx) = f(x)]`` under a random rotation in
+    ``[-theta, theta]`` (plus the settings' translation range)."""
+    device = images.device
+    translate_px = settings.translate_eval * images.shape[-1]
+    generator = _generator(device, settings.seed)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    invariant = torch.zeros((), dtype=torch.long, device=device)
+    with eval_mode(model):
+        for x, y in _batches(images, labels, settings.batch_size):
+            pred = _predict(model, random_spatial(x, theta_deg, translate_px, generator))
+            correct += (pred == y).sum()
+            invariant += (pred == _predict(model, x)).sum()
+    total = max(int(images.shape[0]), 1)
+    return correct.item() / total, invariant.item() / total
+
+
+def adversarial_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    eps: float,
+    settings: EvalSettings,
+) -> float:
+    """Accuracy under L-inf PGD with random start at budget ``eps``."""
+    generator = _generator(images.device, settings.seed + 1)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    with eval_mode(model):
+        for x, y in _batches(images, labels, settings.batch_size):
+            x_adv = pgd_linf(
+                model, x, y, eps, settings.pgd_step_size, settings.pgd_steps, generator=generator
+            )
+            correct += (_predict(model, x_adv) == y).sum()
+    return correct.item() / max(int(images.shape[0]), 1)
+
+
+def invariance_profile(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: EvalSettings,
+    thetas: Iterable[float] = DEFAULT_PROFILE_THETAS,
+) -> dict[str, float]:
+    """Spatial accuracy for each rotation range, keyed ``spatial_acc@<deg>`` (the paper's
+    invariance profile)."""
+    return {
+        spatial_profile_key(theta): spatial_accuracy(model, images, labels, theta, settings)[0]
+        for theta in thetas
+    }
+
+
+def robustness_profile(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: EvalSettings,
+    eps_values: Iterable[float] | None = None,
+) -> dict[str, float]:
+    """PGD accuracy for each budget, keyed ``adv_acc@<eps>``; by default 0, 1/4, 1/2, 3/4 and 1
+    times ``settings.eps_eval``."""
+    if eps_values is None:
+        eps_values = [settings.eps_eval * k / 4 for k in range(5)]
+    return {
+        adversarial_profile_key(eps): adversarial_accuracy(model, images, labels, eps, settings)
+        for eps in eps_values
+    }
+
+
+def worst_case_spatial_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    max_angle_deg: float = 30.0,
+    max_translate_px: float = 3.0,
+    tries: int | None = 10,
+    grid: tuple[int, int, int] | None = None,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> float:
+    """Accuracy under the Engstrom et al. worst-of-``tries`` (or grid) rotation + translation
+    attack; defaults are their +-30 degrees and +-3 pixels."""
+    generator = _generator(images.device, seed)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    with eval_mode(model):
+        for x, y in _batches(images, labels, batch_size):
+            worst = spatial_attack(
+                model, x, y, max_angle_deg, max_translate_px, tries, grid, generator
+            )
+            correct += (_predict(model, worst) == y).sum()
+    return correct.item() / max(int(images.shape[0]), 1)
+
+
+__all__ = [
+    "DEFAULT_PROFILE_THETAS",
+    "METRICS",
+    "EvalSettings",
+    "adversarial_accuracy",
+    "adversarial_profile_key",
+    "clean_accuracy",
+    "evaluate",
+    "invariance_profile",
+    "robustness_profile",
+    "spatial_accuracy",
+    "spatial_profile_key",
+    "worst_case_spatial_accuracy",
+]

@@ -1,0 +1,135 @@
+"""Batched spatial transforms: per-image rotation and translation in one ``grid_sample`` call.
+
+Conventions: images are float tensors ``(N, C, H, W)`` in [0, 1]; a positive angle rotates the
+content counter-clockwise as displayed (like ``torch.rot90(x, 1, (2, 3))``, PIL and
+torchvision); a translation ``(dx, dy)`` in pixels moves the content right and down. Pixels that
+come from outside the image are zero (black), as in the paper's rotations.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def affine_matrices(
+    angles_deg: torch.Tensor, translations_px: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
+    """The ``(N, 2, 3)`` sampling matrices for ``F.affine_grid`` (``align_corners=False``).
+
+    ``affine_grid`` maps each *output* location to the *input* location it samples, so the matrix
+    is the inverse transform, written in normalised coordinates (``[-1, 1]`` across each axis).
+    """
+    radians = torch.deg2rad(angles_deg)
+    cos, sin = torch.cos(radians), torch.sin(radians)
+    # Pixel scale of the normalised axes; keeps rotations rigid on non-square images.
+    sx, sy = width / 2.0, height / 2.0
+    matrices = torch.empty(
+        angles_deg.shape[0], 2, 3, dtype=angles_deg.dtype, device=angles_deg.device
+    )
+    # Inverse rotation in pixel space (y points down, so counter-clockwise on screen is R(-a)).
+    matrices[:, 0, 0] = cos
+    matrices[:, 0, 1] = -sin * (sy / sx)
+    matrices[:, 1, 0] = sin * (sx / sy)
+    matrices[:, 1, 1] = cos
+    dx = translations_px[:, 0]
+    dy = translations_px[:, 1]
+    matrices[:, 0, 2] = -(cos * dx - sin * dy) / sx
+    matrices[:, 1, 2] = -(sin * dx + cos * dy) / sy
+    return matrices
+
+
+def affine_batch(
+    images: torch.Tensor, angles_deg: torch.Tensor, translations_px: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rotate and translate each image of a batch by its own angle and shift.
+
+    Args:
+        images: ``(N, C, H, W)`` float images.
+        angles_deg: ``(N,)`` rotation angles in degrees (counter-clockwise).
+        translations_px: ``(N, 2)`` shifts ``(dx, dy)`` in pixels, or ``None`` for no shift.
+
+    Returns:
+        The transformed batch, same shape, dtype and device; bilinear sampling, zero fill.
+    """
+    n, _, height, width = images.shape
+    compute_dtype = (
+        images.dtype if images.dtype in (torch.float32, torch.float64) else torch.float32
+    )
+    angles = angles_deg.to(device=images.device, dtype=compute_dtype).reshape(n)
+    if translations_px is None:
+        shifts = torch.zeros(n, 2, device=images.device, dtype=compute_dtype)
+    else:
+        shifts = translations_px.to(device=images.device, dtype=compute_dtype).reshape(n, 2)
+    matrices = affine_matrices(angles, shifts, height, width)
+    grid = F.affine_grid(matrices, [n, images.shape[1], height, width], align_corners=False)
+    out = F.grid_sample(
+        images.to(compute_dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return out.to(images.dtype)
+
+
+def sample_spatial_params(
+    n: int,
+    max_angle_deg: float,
+    max_translate_px: float,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample angles ``U[-max_angle, max_angle]`` and shifts ``U[-max_shift, max_shift]``.
+
+    Draws happen on the generator's device (CPU when no generator is given and ``device`` is
+    None) so a seeded generator gives the same values wherever the images live; the results are
+    moved to ``device``.
+    """
+    draw_device = generator.device if generator is not None else torch.device(device or "cpu")
+    uniform = torch.rand(n, 3, generator=generator, device=draw_device) * 2.0 - 1.0
+    angles = uniform[:, 0] * float(max_angle_deg)
+    shifts = uniform[:, 1:] * float(max_translate_px)
+    if device is not None:
+        angles, shifts = angles.to(device), shifts.to(device)
+    return angles, shifts
+
+
+def random_spatial(
+    images: torch.Tensor,
+    max_angle_deg: float,
+    max_translate_px: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Apply a random rotation in ``[-max, max]`` degrees and shift in ``[-max, max]`` px per image.
+
+    With both ranges zero the input is returned as is (no resampling blur).
+    """
+    if max_angle_deg < 0 or max_translate_px < 0:
+        raise ValueError("spatial ranges must be non-negative")
+    if max_angle_deg == 0 and max_translate_px == 0:
+        return images
+    angles, shifts = sample_spatial_params(
+        images.shape[0], max_angle_deg, max_translate_px, generator=generator, device=images.device
+    )
+    return affine_batch(images, angles, shifts)
+
+
+def translate_px(translate_frac: float, image_size: int) -> float:
+    """Convert a translation range given as a fraction of the image size into pixels."""
+    return float(translate_frac) * image_size
+
+
+def rotation_grid(max_angle_deg: float, count: int) -> list[float]:
+    """``count`` evenly spaced angles covering ``[-max, max]`` (just ``[0.0]`` when count is 1)."""
+    if count == 1:
+        return [0.0]
+    step = 2.0 * max_angle_deg / (count - 1)
+    return [-max_angle_deg + i * step for i in range(count)]
+
+
+__all__ = [
+    "affine_batch",
+    "affine_matrices",
+    "random_spatial",
+    "rotation_grid",
+    "sample_spatial_params",
+    "translate_px",
+]
