@@ -48,3 +48,14 @@ def trained_model(digits) -> torch.nn.Module:
 @pytest.fixture
 def test_batch(digits) -> tuple[torch.Tensor, torch.Tensor]:
     return digits.test_images[:200].float() / 255.0, digits.test_labels[:200]
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray instance for the tests that need one, shut down at the end of the session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,58 @@
+"""The Ray Tune function trainable: one ``Trial`` driven by Tune's reports and checkpoints.
+
+This is the only module of ``trainables`` that imports Ray. The driver puts the dataset into the
+object store once, with ``tune.with_parameters(train_trial, dataset=dataset)``; every trial gets
+it from there instead of re-reading files.
+
+Each epoch reports the metrics of ``Trial.run_epoch`` (all finite) and, every
+``checkpoint_every`` epochs and after the last one, a checkpoint. A restored trial continues from
+the epoch after its checkpoint and ends as an unbroken run with the same seed would.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from typing import Any
+
+from ray import tune
+
+from trainables.config import TrialConfig
+from trainables.datasets import ImageDataset
+from trainables.trial import Trial
+
+
+class NonFiniteMetric(RuntimeError):
+    """A metric that would be reported is NaN or infinite; the trial fails instead."""
+
+
+def finite_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Return ``metrics`` unchanged, or raise if a number in it is not finite.
+
+    Optuna keeps a trial RUNNING forever when it gets NaN, so nothing non-finite may reach it.
+    """
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NonFiniteMetric(f"metric {key} is {value} at epoch {metrics.get('epoch')}")
+    return metrics
+
+
+def train_trial(config: dict[str, Any], dataset: ImageDataset) -> None:
+    """Run one trial under Ray Tune; ``config`` is a flat ``TrialConfig`` mapping."""
+    trial = Trial(TrialConfig.from_dict(config), dataset)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            trial.restore(directory)
+    every = trial.config.checkpoint_every
+    while not trial.done:
+        metrics = finite_metrics(trial.run_epoch())
+        if trial.epoch % every == 0 or trial.done:
+            with tempfile.TemporaryDirectory(prefix="cusp-tune-ckpt-") as directory:
+                trial.save(directory)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        else:
+            tune.report(metrics)
+
+
+__all__ = ["NonFiniteMetric", "finite_metrics", "train_trial"]
