@@ -31,6 +31,21 @@ def _format_epoch(metrics: dict[str, Any], epochs: int) -> str:
     )
 
 
+JOB_SECTIONS = ("search", "objectives", "training", "evaluation", "resources", "scheduler")
+
+
+def _trial_values(path: str | None) -> dict[str, Any]:
+    """Flat trial settings from a trial config, or the fixed settings of a job spec."""
+    if not path:
+        return {}
+    raw = load_yaml_mapping(path)
+    if any(section in raw for section in JOB_SECTIONS):
+        from tune_jobs.spec import load_job
+
+        return load_job(path).trial_config()
+    return raw
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one model, without Ray."""
     from tqdm import tqdm
@@ -39,7 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainables.datasets import load_dataset
     from trainables.trial import Trial
 
-    values: dict[str, Any] = load_yaml_mapping(args.config) if args.config else {}
+    values = _trial_values(args.config)
     values.update(parse_overrides(args.set or []))
     config = TrialConfig.from_dict(values)
     out = Path(args.out) if args.out else None
@@ -70,6 +85,86 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_outcome(outcome: Any) -> None:
+    import pandas as pd
+
+    front = outcome.front
+    metrics = [metric for metric, _ in outcome.objectives]
+    columns = ["trial_id", "curriculum", "method", *metrics]
+    columns += [c for c in ("clean_acc", "combined_acc") if c not in metrics]
+    table = outcome.trials
+    done = int(table["final"].sum()) if len(table) else 0
+    print(
+        f"\n{done} of {len(table)} trials completed; Pareto front of "
+        + ", ".join(f"{m} ({mode})" for m, mode in outcome.objectives)
+        + ":"
+    )
+    if len(front):
+        shown = front[[c for c in columns if c in front.columns]].sort_values(metrics[0])
+        with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    else:
+        print("  (no completed trial yet)")
+    print(f"experiment: {outcome.experiment_path}")
+    if not outcome.finished:
+        print("the search is not complete; continue it with:")
+        print(f"  cusp-tune resume {outcome.experiment_path}")
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    """Start a search from a job spec."""
+    from tune_jobs import runner
+    from tune_jobs.spec import load_job
+
+    overrides = parse_overrides(args.set or [])
+    if args.name:
+        overrides["name"] = args.name
+    if args.storage:
+        overrides["storage"] = args.storage
+    spec = load_job(args.job, overrides)
+    print(
+        f"search {spec.name}: {spec.search.trials} trials of preset {spec.search.preset} "
+        f"({spec.search.sampler}), {spec.search.max_concurrent} at a time; "
+        f"experiment {spec.experiment_path}",
+        flush=True,
+    )
+    _print_outcome(runner.launch(spec, address=args.address))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue an interrupted search."""
+    from tune_jobs import runner
+
+    _print_outcome(runner.resume(args.experiment, address=args.address))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Trials finished / running / failed, best values so far and the current front."""
+    from tune_jobs import runner
+
+    status = runner.status(args.experiment)
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in status.counts.items())
+    print(f"{status.experiment_path}: {status.total} of {status.planned} trials started ({counts})")
+    for metric, mode in status.outcome.objectives:
+        best = status.best.get(metric)
+        print(f"  best {metric} ({mode}): " + ("-" if best is None else f"{best:.4f}"))
+    _print_outcome(status.outcome)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Submit the launch of a search as a Ray Job to a cluster's head."""
+    from tune_jobs import runner
+
+    job_id = runner.submit(args.job, args.address, parse_overrides(args.set or []))
+    print(f"submitted Ray job {job_id} to {args.address}")
+    print(f"follow its logs: ray job logs --address {args.address} --follow {job_id}")
+    print(f"its status:      ray job status --address {args.address} {job_id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -95,6 +190,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", help="directory to write the checkpoint and metrics.json")
     train.set_defaults(func=cmd_train)
+
+    launch = commands.add_parser(
+        "launch",
+        help="start a multi-objective search from a job spec",
+        description="Run the search a job spec describes and print its Pareto front.",
+    )
+    launch.add_argument("job", help="job spec: a YAML path or a shipped job's name (quickstart)")
+    launch.add_argument("--name", help="experiment name (default: the job's name)")
+    launch.add_argument("--storage", help="where experiments live: a directory or s3:// gs:// URI")
+    launch.add_argument(
+        "--address", help="Ray cluster to connect to (default: $RAY_ADDRESS, else a local Ray)"
+    )
+    launch.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a job key by its dotted path, e.g. --set search.trials=4 (repeatable)",
+    )
+    launch.set_defaults(func=cmd_launch)
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue an interrupted search",
+        description="Continue a search: finished trials are kept, unfinished ones continue "
+        "from their last checkpoint, and the trial budget stays the one asked for.",
+    )
+    resume.add_argument("experiment", help="the experiment directory (or URI) launch printed")
+    resume.add_argument("--address", help="Ray cluster to connect to")
+    resume.set_defaults(func=cmd_resume)
+
+    status = commands.add_parser(
+        "status", help="progress, best values and current front of an experiment"
+    )
+    status.add_argument("experiment", help="the experiment directory")
+    status.set_defaults(func=cmd_status)
+
+    submit = commands.add_parser(
+        "submit",
+        help="submit a search as a Ray Job to a remote cluster",
+        description="Submit `cusp-tune launch JOB` as a Ray Job to the cluster's job server.",
+    )
+    submit.add_argument("job", help="job spec: a YAML path or a shipped job's name")
+    submit.add_argument(
+        "--address", required=True, help="the head's job server, e.g. http://HEAD:8265"
+    )
+    submit.add_argument("--set", action="append", metavar="KEY=VALUE", help="job overrides")
+    submit.set_defaults(func=cmd_submit)
     return parser
 
 
@@ -105,6 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return args.func(args)
     except UserError as exc:

@@ -1,0 +1,163 @@
+"""End-to-end searches on a local Ray: launch, the study's directions, interrupt and resume."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tune_jobs import runner
+from tune_jobs._optuna import JOURNAL_FILE, open_journal_study
+from tune_jobs.spec import load_job
+
+TINY = {
+    "dataset.train_size": 256,
+    "dataset.test_size": 100,
+    "model_width": 0.25,
+    "training.epochs": 2,
+    "training.train_pgd_steps": 1,
+    "evaluation.subset": 50,
+    "evaluation.pgd_steps": 2,
+    "evaluation.profiles": False,
+    "search.trials": 4,
+    "search.max_concurrent": 2,
+}
+
+
+def _epochs(trial_dir: Path) -> list[int]:
+    result = trial_dir / "result.json"
+    if not result.is_file():
+        return []
+    return [json.loads(line)["epoch"] for line in result.read_text().splitlines() if line]
+
+
+def _trial_dirs(experiment: Path) -> list[Path]:
+    return sorted(p for p in experiment.iterdir() if p.is_dir() and p.name.startswith("trial_"))
+
+
+def test_tiny_search_gives_a_two_objective_front(local_ray, tmp_path):
+    spec = load_job("quickstart", {**TINY, "storage": str(tmp_path), "name": "tiny"})
+    inspected = load_job("quickstart", {**TINY, "storage": str(tmp_path), "name": "inspected"})
+    tuner = runner.build_tuner(inspected, runner.load_search_dataset(inspected))
+    # The pitfall: metric/mode in TuneConfig would make the study single-objective.
+    assert tuner._local_tuner._tune_config.metric is None
+    assert tuner._local_tuner._tune_config.mode is None
+
+    outcome = runner.launch(spec)
+    assert outcome.finished
+    assert len(outcome.trials) == 4 and outcome.trials["final"].all()
+    for metric in ("spatial_acc", "adv_acc"):
+        assert all(math.isfinite(v) and 0 <= v <= 1 for v in outcome.trials[metric])
+    assert len(outcome.front) >= 1
+    study = open_journal_study(Path(outcome.experiment_path) / JOURNAL_FILE)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE"]
+    assert len(study.trials) == 4
+    assert all(t.state.name == "COMPLETE" and len(t.values) == 2 for t in study.trials)
+    assert (Path(outcome.experiment_path) / "job.yaml").is_file()
+
+
+def _launch_subprocess(storage: Path, name: str, epochs: int) -> subprocess.Popen:
+    sets = {**TINY, "training.epochs": epochs, "storage": str(storage), "name": name}
+    args = [sys.executable, "-m", "tune_jobs", "launch", "quickstart"]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _wait_for_mid_search(experiment: Path, epochs: int, process, timeout: float = 300) -> None:
+    """Wait until one trial has finished and another has a checkpoint but has not finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        if experiment.is_dir():
+            trials = [_epochs(d) for d in _trial_dirs(experiment)]
+            finished = [e for e in trials if e and e[-1] == epochs]
+            midway = [e for e in trials if e and e[-1] < epochs]
+            if finished and midway:
+                return
+        time.sleep(0.1)
+    pytest.fail("the search never reached a state with finished and running trials")
+
+
+def _kill_session(process: subprocess.Popen, sig: int) -> None:
+    """Signal every process of the driver's session (the driver and the Ray it started)."""
+    sid = process.pid
+    os.killpg(sid, sig)
+    if sig == signal.SIGKILL:
+        process.wait(timeout=60)
+        listing = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True)
+        for line in listing.stdout.splitlines():
+            pid, session = (int(x) for x in line.split())
+            if session == sid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_interrupted_search_resumes_exactly(tmp_path, sig):
+    epochs = 3
+    experiment = tmp_path / "interrupted"
+    process = _launch_subprocess(tmp_path, "interrupted", epochs)
+    try:
+        _wait_for_mid_search(experiment, epochs, process)
+        before = {d.name: (d / "result.json").read_text() for d in _trial_dirs(experiment)}
+        finished_before = {n for n, text in before.items() if f'"epoch": {epochs}' in text}
+        _kill_session(process, sig)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            _kill_session(process, signal.SIGKILL)
+    if sig == signal.SIGINT:
+        assert f"cusp-tune resume {experiment}" in output
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tune_jobs", "resume", str(experiment)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "4 of 4 trials completed" in resumed.stdout
+    trial_dirs = _trial_dirs(experiment)
+    assert len(trial_dirs) == 4
+    for directory in trial_dirs:
+        reported = _epochs(directory)
+        assert reported[-1] == epochs
+        # No epoch is trained twice: a running trial continued from its checkpoint.
+        assert reported.count(1) == 1, (directory.name, reported)
+        if directory.name in finished_before:  # finished trials are not run again
+            assert (directory / "result.json").read_text() == before[directory.name]
+    study = open_journal_study(experiment / JOURNAL_FILE)
+    assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+def test_resume_on_a_directory_that_is_not_an_experiment(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    assert main(["resume", str(tmp_path)]) == 2
+    assert "is not a cusp-tune experiment" in capsys.readouterr().err
+
+
+def test_launch_refuses_to_overwrite_an_experiment(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    (tmp_path / "quickstart").mkdir()
+    assert main(["launch", "quickstart", "--storage", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err

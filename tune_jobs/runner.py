@@ -1,0 +1,371 @@
+"""Running a search on Ray Tune: connect, build the Tuner from a job spec, launch and resume.
+
+The driver loads the dataset once and hands it to every trial through the Ray object store
+(``tune.with_parameters``). The searcher is a multi-objective ``OptunaSearch``: the space, the
+metrics and the modes go to the searcher and *not* to ``TuneConfig`` (setting them there too
+silently makes the study single-objective). The job spec is saved as ``job.yaml`` in the
+experiment directory, so ``resume``, ``status`` and the analysis need nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+from analysis.pareto import non_dominated
+from trainables.errors import UserError
+from tune_jobs._optuna import JOURNAL_FILE, JournaledOptunaSearch, sync_journal
+
+if TYPE_CHECKING:
+    from ray import tune
+
+    from tune_jobs.spec import JobSpec
+
+logger = logging.getLogger(__name__)
+
+JOB_FILE = "job.yaml"
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a finished (or stopped) search returns to the CLI."""
+
+    experiment_path: str
+    trials: pd.DataFrame  # one row per trial: id, status, curriculum, objectives, metrics
+    front: pd.DataFrame  # the non-dominated completed trials
+    objectives: tuple[tuple[str, str], ...]
+    finished: bool  # every trial ran to the end (no interruption)
+
+
+def connect(address: str | None = None) -> None:
+    """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``), or start a local Ray.
+
+    A local Ray binds its dashboard to 127.0.0.1 only.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(dashboard_host="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    except ConnectionError as exc:
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+
+
+def _trainable(spec: JobSpec, dataset: Any) -> Any:
+    from ray import tune
+
+    from trainables.trainable import train_trial
+
+    return tune.with_resources(
+        tune.with_parameters(train_trial, dataset=dataset), spec.resources.as_ray()
+    )
+
+
+def _searcher(spec: JobSpec, journal_path: str | None) -> Any:
+    from ray.tune.search import ConcurrencyLimiter
+
+    searcher = JournaledOptunaSearch(
+        space=spec.make_space(),
+        metric=list(spec.metrics),
+        mode=list(spec.modes),
+        sampler=spec.search.make_sampler(),
+        journal_path=journal_path,
+    )
+    return ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent)
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial directory names (Tune's default spells out the whole config)."""
+    return f"trial_{trial.trial_id}"
+
+
+def _run_config(spec: JobSpec, callbacks: list | None = None) -> tune.RunConfig:
+    from ray import tune
+
+    return tune.RunConfig(
+        name=spec.name,
+        storage_path=spec.storage,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
+        failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
+        callbacks=callbacks,
+        verbose=1,
+    )
+
+
+def build_tuner(spec: JobSpec, dataset: Any, callbacks: list | None = None) -> tune.Tuner:
+    """The Tuner of a search (no metric or mode in ``TuneConfig``: see the module docstring)."""
+    from ray import tune
+
+    path = spec.experiment_path
+    journal = None if "://" in path else str(Path(path) / JOURNAL_FILE)
+    param_space = {**spec.trial_config(), "checkpoint_every": spec.checkpoint.every}
+    return tune.Tuner(
+        _trainable(spec, dataset),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=_searcher(spec, journal),
+            num_samples=spec.search.trials,
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=_run_config(spec, callbacks),
+    )
+
+
+def load_search_dataset(spec: JobSpec) -> Any:
+    """The dataset every trial of the search trains on, loaded once by the driver."""
+    from trainables.datasets import load_dataset
+
+    trial = spec.trial_config()
+    return load_dataset(
+        trial.get("dataset", "synthetic-digits"),
+        trial.get("data_dir"),
+        download=bool(trial.get("download", False)),
+    )
+
+
+def _write_job(spec: JobSpec, path: str) -> None:
+    text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+    if "://" in path:
+        import pyarrow.fs
+
+        fs, root = pyarrow.fs.FileSystem.from_uri(path)
+        fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(f"{root}/{JOB_FILE}") as stream:
+            stream.write(text.encode())
+        return
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{JOB_FILE}.tmp"
+        tmp.write_text(text)
+        tmp.replace(directory / JOB_FILE)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write to storage {directory.parent}: {exc.strerror}; "
+            "choose a writable --storage"
+        ) from None
+
+
+def _read_job(path: str) -> JobSpec:
+    from tune_jobs.spec import JobSpec
+
+    if "://" in path:
+        import pyarrow.fs
+
+        fs, root = pyarrow.fs.FileSystem.from_uri(path)
+        try:
+            with fs.open_input_stream(f"{root}/{JOB_FILE}") as stream:
+                text = stream.read().decode()
+        except (FileNotFoundError, OSError):
+            raise UserError(f"{path} is not a cusp-tune experiment (no {JOB_FILE})") from None
+    else:
+        job_file = Path(path) / JOB_FILE
+        if not job_file.is_file():
+            raise UserError(
+                f"{path} is not a cusp-tune experiment (no {JOB_FILE}); pass the directory "
+                "that `cusp-tune launch` printed"
+            )
+        text = job_file.read_text()
+    return JobSpec.from_dict(yaml.safe_load(text), source=f"{path}/{JOB_FILE}")
+
+
+def launch(
+    spec: JobSpec, address: str | None = None, callbacks: list | None = None
+) -> SearchOutcome:
+    """Start the search described by ``spec`` and wait for it."""
+    path = spec.experiment_path
+    if "://" not in path and Path(path).exists():
+        raise UserError(
+            f"experiment {path} already exists; continue it with `cusp-tune resume {path}` "
+            "or pick another --name"
+        )
+    dataset = load_search_dataset(spec)
+    connect(address)
+    _write_job(spec, path)
+    results = build_tuner(spec, dataset, callbacks).fit()
+    _sync_journal(path)
+    return summarize(results, spec, path)
+
+
+def resume(path: str, address: str | None = None, callbacks: list | None = None) -> SearchOutcome:
+    """Continue an interrupted search: finished trials stay finished, unfinished ones continue
+    from their last checkpoint, and the searcher keeps its state and its trial budget."""
+    from ray import tune
+
+    path = path if "://" in path else str(Path(path).expanduser().resolve())
+    spec = _read_job(path)
+    if not tune.Tuner.can_restore(path):
+        raise UserError(f"{path} has no Ray Tune experiment state to resume from")
+    dataset = load_search_dataset(spec)
+    connect(address)
+    tuner = tune.Tuner.restore(
+        path,
+        trainable=_trainable(spec, dataset),
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
+    )
+    results = tuner.fit()
+    _sync_journal(path)
+    return summarize(results, spec, path)
+
+
+def _sync_journal(path: str) -> None:
+    if "://" not in path:
+        try:
+            sync_journal(path)
+        except Exception:  # the journal is a convenience; never fail a search over it
+            logger.warning("could not update the Optuna journal in %s", path)
+
+
+def trial_table(frame: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:
+    """Tidy one-row-per-trial table from Tune's result dataframe."""
+    from trainables.config import TrialConfig
+
+    metrics = [o.metric for o in spec.objectives]
+    rows = []
+    for _, row in frame.iterrows():
+        config = {k[len("config/") :]: v for k, v in row.items() if k.startswith("config/")}
+        try:
+            curriculum = TrialConfig.from_dict(_plain(config)).build_curriculum().describe()
+        except UserError:
+            curriculum = "?"
+        record: dict[str, Any] = {
+            "trial_id": row.get("trial_id"),
+            "curriculum": curriculum,
+            "method": config.get("method"),
+            "epochs_done": row.get("epoch"),
+            "final": bool(row.get("final", False)),
+        }
+        for key in dict.fromkeys([*metrics, "clean_acc", "combined_acc"]):
+            record[key] = row.get(key)
+        rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    """Undo pandas' NaN-for-None and numpy scalars in flattened config columns."""
+    plain = {}
+    for key, value in config.items():
+        if isinstance(value, float) and value != value:
+            value = None
+        elif hasattr(value, "item") and not isinstance(value, (list, tuple)):
+            value = value.item()
+        elif hasattr(value, "tolist"):
+            value = value.tolist()
+        plain[key] = value
+    return plain
+
+
+def summarize(results: Any, spec: JobSpec, path: str) -> SearchOutcome:
+    objectives = tuple((o.metric, o.mode) for o in spec.objectives)
+    frame = results.get_dataframe()
+    table = trial_table(frame, spec) if len(frame) else pd.DataFrame()
+    completed = table[table["final"]] if len(table) else table
+    front = non_dominated(completed, objectives) if len(completed) else completed
+    finished = len(results) == spec.search.trials and all(r.error is None for r in results)
+    finished = finished and len(completed) == spec.search.trials
+    return SearchOutcome(path, table, front, objectives, finished)
+
+
+@dataclass(frozen=True)
+class SearchStatus:
+    experiment_path: str
+    planned: int
+    total: int
+    counts: dict[str, int]  # Ray Tune trial status -> number of trials
+    best: dict[str, float]  # objective -> best value among completed trials
+    outcome: SearchOutcome
+
+
+def status(path: str) -> SearchStatus:
+    """Progress of an experiment, read from its files (no running Ray needed)."""
+    from ray.tune import ExperimentAnalysis
+
+    path = path if "://" in path else str(Path(path).expanduser().resolve())
+    spec = _read_job(path)
+    try:
+        analysis = ExperimentAnalysis(path)
+    except (ValueError, FileNotFoundError):
+        raise UserError(f"{path} has no trials yet (the search has not started)") from None
+    counts: dict[str, int] = {}
+    for trial in analysis.trials:
+        counts[trial.status] = counts.get(trial.status, 0) + 1
+    frame = pd.DataFrame(
+        [
+            {**t.last_result, **{f"config/{k}": v for k, v in t.config.items()}}
+            for t in analysis.trials
+            if t.last_result
+        ]
+    )
+    table = trial_table(frame, spec) if len(frame) else pd.DataFrame(columns=["final"])
+    completed = table[table["final"].astype(bool)] if len(table) else table
+    objectives = tuple((o.metric, o.mode) for o in spec.objectives)
+    best = {}
+    for metric, mode in objectives:
+        if len(completed) and metric in completed:
+            values = completed[metric].dropna()
+            if len(values):
+                best[metric] = float(values.max() if mode == "max" else values.min())
+    front = non_dominated(completed, objectives) if len(completed) else completed
+    finished = len(completed) == spec.search.trials
+    outcome = SearchOutcome(path, table, front, objectives, finished)
+    return SearchStatus(path, spec.search.trials, len(analysis.trials), counts, best, outcome)
+
+
+def submit(job: str, address: str, overrides: dict[str, Any]) -> str:
+    """Submit ``cusp-tune launch`` of ``job`` as a Ray Job; returns the job id.
+
+    The job file travels as the Ray Job's working directory and is validated here first, so a
+    bad spec fails before anything reaches the cluster. The cluster's Python environment must
+    have cusp-tune installed (see the README's cluster section).
+    """
+    import shlex
+    import tempfile
+
+    from ray.job_submission import JobSubmissionClient
+
+    from tune_jobs.spec import find_job, load_job
+
+    load_job(job, overrides)
+    source = find_job(job)
+    with tempfile.TemporaryDirectory(prefix="cusp-tune-submit-") as workdir:
+        (Path(workdir) / "job.yaml").write_text(source.read_text())
+        sets = " ".join(
+            f"--set {shlex.quote(f'{k}={_yaml_value(v)}')}" for k, v in overrides.items()
+        )
+        entrypoint = f"cusp-tune launch job.yaml {sets}".strip()
+        try:
+            client = JobSubmissionClient(address)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"cannot reach the Ray job server at {address}: {exc}") from None
+        return client.submit_job(entrypoint=entrypoint, runtime_env={"working_dir": workdir})
+
+
+def _yaml_value(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+__all__ = [
+    "JOB_FILE",
+    "SearchOutcome",
+    "build_tuner",
+    "connect",
+    "launch",
+    "resume",
+    "status",
+    "submit",
+    "summarize",
+]
