@@ -41,6 +41,29 @@ def test_train_prints_epochs_and_final_metrics_and_writes_checkpoint(tmp_path, c
     assert (out / "trial.pt").is_file()
 
 
+def test_train_takes_a_job_specs_fixed_settings(capsys):
+    sets = [
+        "--set",
+        "train_size=128",
+        "--set",
+        "test_size=50",
+        "--set",
+        "epochs=1",
+        "--set",
+        "eval_subset=20",
+        "--set",
+        "final_profiles=false",
+        "--set",
+        "theta_schedule=constant",
+        "--set",
+        "theta_max=30",
+    ]
+    assert main(["train", "quickstart", *sets]) == 0
+    stdout = capsys.readouterr().out
+    assert "training stdcnn on synthetic-digits (128 images) for 1 epochs" in stdout
+    assert "theta  30.0" in stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

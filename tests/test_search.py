@@ -63,6 +63,11 @@ def test_tiny_search_gives_a_two_objective_front(local_ray, tmp_path):
     assert all(t.state.name == "COMPLETE" and len(t.values) == 2 for t in study.trials)
     assert (Path(outcome.experiment_path) / "job.yaml").is_file()
 
+    status = runner.status(outcome.experiment_path)
+    assert status.counts == {"TERMINATED": 4} and status.planned == 4
+    assert status.best["adv_acc"] == outcome.trials["adv_acc"].max()
+    assert set(status.outcome.front["trial_id"]) == set(outcome.front["trial_id"])
+
 
 def _launch_subprocess(storage: Path, name: str, epochs: int) -> subprocess.Popen:
     sets = {**TINY, "training.epochs": epochs, "storage": str(storage), "name": name}
@@ -152,6 +157,13 @@ def test_resume_on_a_directory_that_is_not_an_experiment(tmp_path, capsys):
     from tune_jobs.cli import main
 
     assert main(["resume", str(tmp_path)]) == 2
+    assert "is not a cusp-tune experiment" in capsys.readouterr().err
+
+
+def test_status_on_a_directory_that_is_not_an_experiment(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    assert main(["status", str(tmp_path)]) == 2
     assert "is not a cusp-tune experiment" in capsys.readouterr().err
 
 

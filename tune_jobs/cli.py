@@ -38,6 +38,10 @@ def _trial_values(path: str | None) -> dict[str, Any]:
     """Flat trial settings from a trial config, or the fixed settings of a job spec."""
     if not path:
         return {}
+    if not Path(path).is_file() and Path(path).suffix == "" and "/" not in path:  # a job name
+        from tune_jobs.spec import find_job
+
+        path = str(find_job(path))
     raw = load_yaml_mapping(path)
     if any(section in raw for section in JOB_SECTIONS):
         from tune_jobs.spec import load_job
