@@ -1,0 +1,86 @@
+"""`cusp-tune submit` against a real Ray head's job server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tune_jobs.cli import main
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def head_with_job_server():
+    from ray.cluster_utils import Cluster
+
+    port = _free_port()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 2,
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": port,
+        },
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        cluster.shutdown()
+
+
+def test_submitted_search_runs_to_completion(head_with_job_server, tmp_path, capsys):
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    address = head_with_job_server
+    sets = {
+        "name": "submitted",
+        "storage": str(tmp_path),
+        "dataset.train_size": 128,
+        "dataset.test_size": 50,
+        "model_width": 0.25,
+        "training.epochs": 1,
+        "training.train_pgd_steps": 1,
+        "evaluation.subset": 20,
+        "evaluation.pgd_steps": 1,
+        "evaluation.profiles": "false",
+        "search.trials": 2,
+    }
+    args = ["submit", "quickstart", "--address", address]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    job_id = out.split("submitted Ray job ")[1].split()[0]
+    assert f"ray job logs --address {address} --follow {job_id}" in out
+
+    client = JobSubmissionClient(address)
+    deadline = time.monotonic() + 300
+    while client.get_job_status(job_id) not in {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.STOPPED,
+    }:
+        assert time.monotonic() < deadline, "the submitted job did not finish in time"
+        time.sleep(1)
+    logs = client.get_job_logs(job_id)
+    assert client.get_job_status(job_id) == JobStatus.SUCCEEDED, logs
+    assert "2 of 2 trials completed" in logs
+    assert (tmp_path / "submitted" / "job.yaml").is_file()
+
+
+def test_submit_validates_the_job_before_contacting_the_cluster(capsys):
+    assert (
+        main(
+            ["submit", "quickstart", "--address", "http://127.0.0.1:9", "--set", "search.trials=0"]
+        )
+        == 2
+    )
+    assert "trials" in capsys.readouterr().err
