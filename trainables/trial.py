@@ -17,7 +17,7 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.curriculum import Curriculum
-from trainables.datasets import ImageDataset
+from trainables.datasets import DatasetInfo, ImageDataset
 from trainables.evaluation import (
     EvalSettings,
     evaluate,
@@ -47,23 +47,29 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def attack_settings(config: TrialConfig, dataset: ImageDataset) -> AttackSettings:
-    """Training PGD settings: the config's, else the dataset's convention (same total travel)."""
-    info = dataset.info
-    steps = config.train_pgd_steps if config.train_pgd_steps is not None else info.pgd_steps
-    step_size = config.train_pgd_step_size
+def pgd_schedule(
+    info: DatasetInfo, steps: int | None, step_size: float | None
+) -> tuple[int, float]:
+    """PGD steps and step size: the given ones, else the dataset's convention. With fewer steps
+    than the convention and no step size, the step grows so the total travel stays the same."""
+    steps = info.pgd_steps if steps is None else steps
     if step_size is None:
         step_size = info.pgd_step_size * info.pgd_steps / max(steps, 1)
+    return steps, step_size
+
+
+def attack_settings(config: TrialConfig, dataset: ImageDataset) -> AttackSettings:
+    """Training PGD settings."""
+    steps, step_size = pgd_schedule(
+        dataset.info, config.train_pgd_steps, config.train_pgd_step_size
+    )
     return AttackSettings(steps=steps, step_size=step_size, trades_beta=config.trades_beta)
 
 
 def eval_settings(config: TrialConfig, dataset: ImageDataset) -> EvalSettings:
     """Evaluation settings: the config's, else the dataset's conventions."""
     info = dataset.info
-    steps = config.eval_pgd_steps if config.eval_pgd_steps is not None else info.pgd_steps
-    step_size = config.eval_pgd_step_size
-    if step_size is None:
-        step_size = info.pgd_step_size * info.pgd_steps / max(steps, 1)
+    steps, step_size = pgd_schedule(info, config.eval_pgd_steps, config.eval_pgd_step_size)
     return EvalSettings(
         theta_eval=config.theta_eval,
         translate_eval=config.translate_eval,

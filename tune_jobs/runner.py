@@ -185,6 +185,11 @@ def launch(
     spec: JobSpec, address: str | None = None, callbacks: list | None = None
 ) -> SearchOutcome:
     """Start the search described by ``spec`` and wait for it."""
+    if spec.scheduler.kind != "none":
+        raise UserError(
+            f"scheduler.kind {spec.scheduler.kind!r} is not available yet (early stopping lands "
+            "with the MO-ASHA scheduler); use scheduler: {kind: none}"
+        )
     path = spec.experiment_path
     if "://" not in path and Path(path).exists():
         raise UserError(
