@@ -167,3 +167,15 @@ def test_multistep_lr_drops_at_one_based_milestones():
     assert lrs[74] == pytest.approx(0.1) and lrs[75] == pytest.approx(0.01)
     assert lrs[89] == pytest.approx(0.01) and lrs[90] == pytest.approx(0.001)
     assert lrs[100] == pytest.approx(0.0001) and lrs[120] == pytest.approx(0.0001)
+
+
+def test_truncated_checkpoint_is_a_clear_error(digits, tmp_path):
+    from trainables.trial import CHECKPOINT_FILE, CorruptCheckpoint
+
+    config = TrialConfig.from_dict({**SMALL, "epochs": 2, "train_size": 64, "method": "standard"})
+    trial = Trial(config, digits)
+    trial.run_epoch()
+    path = trial.save(tmp_path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CorruptCheckpoint, match=f"{CHECKPOINT_FILE}.*truncated"):
+        Trial(config, digits).restore(tmp_path)

@@ -15,6 +15,7 @@ import math
 import tempfile
 from typing import Any
 
+import ray
 from ray import tune
 
 from trainables.config import TrialConfig
@@ -45,8 +46,10 @@ def train_trial(config: dict[str, Any], dataset: ImageDataset) -> None:
         with checkpoint.as_directory() as directory:
             trial.restore(directory)
     every = trial.config.checkpoint_every
+    node_id = ray.get_runtime_context().get_node_id()
     while not trial.done:
         metrics = finite_metrics(trial.run_epoch())
+        metrics["node_id"] = node_id  # where the epoch ran: useful on a cluster
         if trial.epoch % every == 0 or trial.done:
             with tempfile.TemporaryDirectory(prefix="cusp-tune-ckpt-") as directory:
                 trial.save(directory)

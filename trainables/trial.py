@@ -8,6 +8,7 @@ training on gives the same result as an unbroken run with the same seed.
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,12 @@ from trainables.training import (
 )
 
 CHECKPOINT_FILE = "trial.pt"
+
+
+class CorruptCheckpoint(RuntimeError):
+    """A trial checkpoint on disk cannot be loaded."""
+
+
 EVAL_SUBSET_SEED = 12345
 
 
@@ -215,9 +222,28 @@ class Trial:
         return path
 
     def restore(self, directory: str | Path) -> None:
-        """Load the checkpoint written by ``save`` (``weights_only=True``: no code is unpickled)."""
+        """Load the checkpoint written by ``save`` (``weights_only=True``: no code is unpickled).
+
+        Raises:
+            CorruptCheckpoint: the file is missing, truncated or not a checkpoint of this trial.
+        """
         path = Path(directory) / CHECKPOINT_FILE
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.load_state_dict(state)
+        except (
+            OSError,
+            RuntimeError,
+            EOFError,
+            KeyError,
+            ValueError,
+            pickle.UnpicklingError,
+        ) as exc:
+            raise CorruptCheckpoint(
+                f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc}); it is "
+                "truncated or not from this trial: delete its checkpoint directory to resume "
+                "from the one before"
+            ) from exc
 
 
 def _fixed_subset(total: int, size: int, device: torch.device) -> torch.Tensor:
@@ -242,6 +268,7 @@ def run_trial(
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "CorruptCheckpoint",
     "Trial",
     "attack_settings",
     "eval_settings",

@@ -9,6 +9,7 @@ experiment directory, so ``resume``, ``status`` and the analysis need nothing el
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -57,7 +58,13 @@ def connect(address: str | None = None) -> None:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(dashboard_host="127.0.0.1", include_dashboard=False, log_to_driver=False)
+            # "local": a new instance of our own, never whatever cluster runs on the machine.
+            ray.init(
+                address="local",
+                dashboard_host="127.0.0.1",
+                include_dashboard=False,
+                log_to_driver=False,
+            )
     except ConnectionError as exc:
         raise UserError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
 
@@ -158,6 +165,14 @@ def _write_job(spec: JobSpec, path: str) -> None:
         ) from None
 
 
+def _remove_job(path: str) -> None:
+    """Undo ``_write_job`` for an experiment that never started."""
+    if "://" not in path:
+        (Path(path) / JOB_FILE).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            Path(path).rmdir()
+
+
 def _read_job(path: str) -> JobSpec:
     from tune_jobs.spec import JobSpec
 
@@ -197,8 +212,12 @@ def launch(
             "or pick another --name"
         )
     dataset = load_search_dataset(spec)
-    connect(address)
-    _write_job(spec, path)
+    _write_job(spec, path)  # fails early, before Ray starts, when storage is not writable
+    try:
+        connect(address)
+    except UserError:
+        _remove_job(path)
+        raise
     results = build_tuner(spec, dataset, callbacks).fit()
     _sync_journal(path)
     return summarize(results, spec, path)
