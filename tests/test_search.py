@@ -182,3 +182,36 @@ def test_launch_refuses_to_overwrite_an_experiment(tmp_path, capsys):
     (tmp_path / "quickstart").mkdir()
     assert main(["launch", "quickstart", "--storage", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_truncated_checkpoint_fails_only_its_trial_on_resume(tmp_path):
+    epochs = 3
+    experiment = tmp_path / "truncated"
+    process = _launch_subprocess(tmp_path, "truncated", epochs)
+    try:
+        _wait_for_mid_search(experiment, epochs, process)
+        _kill_session(process, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            _kill_session(process, signal.SIGKILL)
+    midway = [d for d in _trial_dirs(experiment) if _epochs(d) and _epochs(d)[-1] < epochs]
+    victim = next(d for d in midway if any(d.glob("checkpoint_*/trial.pt")))
+    for checkpoint in victim.glob("checkpoint_*/trial.pt"):
+        checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tune_jobs", "resume", str(experiment)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "3 of 4 trials completed" in resumed.stdout
+    assert "cannot be loaded" in (victim / "error.txt").read_text()
+    for directory in _trial_dirs(experiment):
+        if directory != victim:
+            assert _epochs(directory)[-1] == epochs
+    study = open_journal_study(experiment / JOURNAL_FILE)
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
