@@ -215,3 +215,39 @@ def test_truncated_checkpoint_fails_only_its_trial_on_resume(tmp_path):
     study = open_journal_study(experiment / JOURNAL_FILE)
     states = sorted(t.state.name for t in study.trials)
     assert states == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
+
+
+def test_tradeoff_grid_job_runs_every_point_and_analyze_draws_it(local_ray, tmp_path):
+    from analysis import load_experiment, write_report
+
+    overrides = {
+        "storage": str(tmp_path),
+        "name": "grid",
+        "dataset.train_size": 128,
+        "dataset.test_size": 60,
+        "model_width": 0.25,
+        "training.epochs": 1,
+        "evaluation.subset": 20,
+        "evaluation.pgd_steps": 1,
+        "search.grid.model": ["stdcnn"],
+        "search.grid.theta_max": [0, 90, 180],
+    }
+    spec = load_job("digits-tradeoff-rotation", overrides)
+    assert spec.search.trials == 3
+    outcome = runner.launch(spec)
+    assert outcome.finished and len(outcome.trials) == 3
+    experiment = load_experiment(outcome.experiment_path)
+    trained = sorted(experiment.configs[t]["theta_max"] for t in experiment.trials["trial_id"])
+    assert trained == [0, 90, 180]
+    files = write_report([experiment], tmp_path / "report")
+    assert files.plots["tradeoffs"].stat().st_size > 0
+
+
+def test_grid_with_a_bad_point_is_rejected_before_anything_starts(tmp_path):
+    from trainables.errors import UserError
+
+    with pytest.raises(UserError, match=r"search.grid point \(model=stdcnn, theta_max=270\)"):
+        load_job(
+            "digits-tradeoff-rotation",
+            {"storage": str(tmp_path), "search.grid.theta_max": [0, 270]},
+        )

@@ -169,6 +169,45 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Fronts, hypervolume, plots and a report of one or more experiments."""
+    from analysis import default_report_dir, format_front_table, load_experiment, write_report
+
+    experiments = [load_experiment(path) for path in args.experiments]
+    files = write_report(experiments, args.out or default_report_dir(args.experiments[0]))
+    for experiment in experiments:
+        print(f"{experiment.name}: Pareto front")
+        print(format_front_table(experiment.front(), experiment.objectives))
+    print(f"report written to {files.report} (with front.csv, trials.csv and the plots)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the front's models, loadable with ``analysis.load_model``."""
+    from analysis import export_front
+
+    result = export_front(args.experiment, args.out)
+    for warning in result.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    for path in result:
+        print(path)
+    print(f"load one with: analysis.load_model('{args.out}/<trial_id>')")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Full evaluation of one exported model."""
+    from analysis import evaluate_exported
+
+    profile = None if args.profile == "none" else args.profile
+    metrics = evaluate_exported(
+        args.checkpoint, profile=profile, device=args.device, test_size=args.test_size
+    )
+    for key, value in metrics.items():
+        print(f"  {key:<24} {value:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -241,6 +280,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--set", action="append", metavar="KEY=VALUE", help="job overrides")
     submit.set_defaults(func=cmd_submit)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="fronts, hypervolume, plots and report.md of experiments",
+        description="Write front.csv, trials.csv, the plots and report.md, and print the fronts. "
+        "Works on finished, running or interrupted experiments, without Ray.",
+    )
+    analyze.add_argument("experiments", nargs="+", metavar="EXPERIMENT")
+    analyze.add_argument("--out", help="output directory (default: EXPERIMENT/report)")
+    analyze.set_defaults(func=cmd_analyze)
+
+    export = commands.add_parser("export", help="export the front's models")
+    export.add_argument("experiment")
+    export.add_argument("--out", required=True, help="directory for the exported models")
+    export.set_defaults(func=cmd_export)
+
+    evaluate = commands.add_parser("evaluate", help="full evaluation of one exported model")
+    evaluate.add_argument("checkpoint", help="an exported model directory (or its model.pt)")
+    evaluate.add_argument(
+        "--profile",
+        choices=["rotation", "eps", "both", "none"],
+        default="both",
+        help="add the invariance (rotation) and/or robustness (eps) profile",
+    )
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate.add_argument("--test-size", type=int, help="evaluate on the first N test images")
+    evaluate.set_defaults(func=cmd_evaluate)
     return parser
 
 

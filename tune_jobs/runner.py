@@ -115,17 +115,27 @@ def build_tuner(spec: JobSpec, dataset: Any, callbacks: list | None = None) -> t
     from ray import tune
 
     path = spec.experiment_path
-    journal = None if "://" in path else str(Path(path) / JOURNAL_FILE)
     param_space = {**spec.trial_config(), "checkpoint_every": spec.checkpoint.every}
-    return tune.Tuner(
-        _trainable(spec, dataset),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
+    if spec.search.grid:  # a trade-off study: every grid point once, no Optuna
+        param_space.update({k: tune.grid_search(v) for k, v in spec.search.grid.items()})
+        tune_config = tune.TuneConfig(
+            num_samples=1,
+            max_concurrent_trials=spec.search.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        )
+    else:
+        journal = None if "://" in path else str(Path(path) / JOURNAL_FILE)
+        tune_config = tune.TuneConfig(
             search_alg=_searcher(spec, journal),
             num_samples=spec.search.trials,
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,
-        ),
+        )
+    return tune.Tuner(
+        _trainable(spec, dataset),
+        param_space=param_space,
+        tune_config=tune_config,
         run_config=_run_config(spec, callbacks),
     )
 

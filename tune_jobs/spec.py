@@ -47,6 +47,7 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import itertools
 import math
 import os
 import re
@@ -164,6 +165,7 @@ _EVALUATION_KEYS = {
 }
 _SEARCH_KEYS = (
     "preset",
+    "grid",
     "bounds",
     "sampler",
     "sampler_options",
@@ -492,11 +494,16 @@ class SearchSettings:
         sampler: ``tpe``, ``nsga2``, ``nsga3``, ``gp`` or ``random`` (Optuna samplers).
         sampler_options: keyword arguments of that sampler (plain values only; no ``seed``).
         seed: the sampler's seed.
-        trials: number of trials (Optuna ``n_trials`` / Tune ``num_samples``).
+        trials: number of trials (Optuna ``n_trials`` / Tune ``num_samples``); for a grid, the
+            number of grid points.
         max_concurrent: trials running at once.
+        grid: flat trial key -> list of values. A non-empty grid replaces the Optuna search by
+            Ray Tune's grid search over every combination (trade-off studies); ``preset``,
+            ``bounds`` and the sampler are then unused.
     """
 
     preset: str = "cusp"
+    grid: dict[str, list[Any]] = field(default_factory=dict, hash=False)
     bounds: dict[str, Any] = field(default_factory=dict, hash=False)
     sampler: str = "tpe"
     sampler_options: dict[str, Any] = field(default_factory=dict, hash=False)
@@ -771,7 +778,26 @@ class JobSpec:
                 "metric reported only after the last epoch; use kind: none"
             )
 
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every combination of a grid job's values (empty for an Optuna search)."""
+        keys = list(self.search.grid)
+        return [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(self.search.grid[k] for k in keys))
+        ]
+
+    def _validate_grid(self) -> None:
+        for point in self.grid_points():
+            try:
+                TrialConfig.from_dict({**self.trial, **point})
+            except UserError as exc:
+                where = ", ".join(f"{k}={v}" for k, v in point.items())
+                raise UserError(f"search.grid point ({where}): {exc}") from None
+
     def _validate_search(self) -> None:
+        if self.search.grid:
+            self._validate_grid()
+            return
         presets = tuple(_search_spaces().list_presets())
         _choice(self.search.preset, "search.preset", presets)
         space = self.make_space()
@@ -1045,6 +1071,19 @@ def _search(raw: dict[str, Any]) -> SearchSettings:
     kwargs["bounds"] = {key: _numbers_from_yaml12(value, tuple) for key, value in bounds.items()}
     options = _as_mapping(raw.get("sampler_options"), "search.sampler_options")
     kwargs["sampler_options"] = {key: _yaml12_float(value) for key, value in options.items()}
+    grid = _as_mapping(raw.get("grid"), "search.grid")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"search.grid.{key} must be a non-empty list of values")
+    if grid:
+        kwargs["grid"] = {key: [_yaml12_float(v) for v in values] for key, values in grid.items()}
+        points = math.prod(len(values) for values in grid.values())
+        if "trials" in kwargs and kwargs["trials"] != points:
+            raise UserError(
+                f"search.trials is {kwargs['trials']} but search.grid has {points} points; "
+                "leave search.trials out of a grid job"
+            )
+        kwargs["trials"] = points
     return SearchSettings(**kwargs)
 
 
@@ -1163,7 +1202,7 @@ def _override_path(key: str) -> list[str]:
         raise _unknown_key(section, [f"{top}.{k}" for k in known])
     if len(parts) == 2:
         return parts
-    if section == "search.sampler_options" and len(parts) == 3:
+    if section in ("search.sampler_options", "search.grid") and len(parts) == 3:
         return parts
     if section == "search.bounds" and len(parts) == 3:
         if parts[2] == "models":
@@ -1172,7 +1211,8 @@ def _override_path(key: str) -> list[str]:
         if parts[2] not in bounds:
             raise _unknown_key(key, [f"search.bounds.{k}" for k in bounds])
         return parts
-    whole = ".".join(parts[: 3 if section in ("search.bounds", "search.sampler_options") else 2])
+    with_subkeys = ("search.bounds", "search.sampler_options", "search.grid")
+    whole = ".".join(parts[: 3 if section in with_subkeys else 2])
     raise UserError(f"--set {key}: {whole} takes a whole value; set it as --set {whole}=...")
 
 

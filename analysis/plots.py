@@ -1,0 +1,606 @@
+"""Figures of what a search found, as PNG files readable without explanation.
+
+Every function takes one :class:`~analysis.experiment.Experiment` or several, writes one PNG
+(atomically: a temporary file in the same directory, then renamed) and returns its path.
+Accuracies are drawn in percent. Matplotlib runs on the ``Agg`` backend (no display needed).
+
+- :func:`plot_front`: every completed trial on the first two objectives, the Pareto front
+  highlighted with its staircase and each member labelled with its curriculum.
+- :func:`plot_hypervolume`: the front's hypervolume as trials complete, or over time.
+- :func:`plot_profiles`: the invariance and robustness profiles of the front's models.
+- :func:`plot_tradeoffs`: adversarial accuracy against the training rotation range, and spatial
+  accuracy against the training PGD budget (the trade-off the paper is about).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
+
+from analysis.experiment import Experiment, display_names  # noqa: E402
+from analysis.hypervolume import (  # noqa: E402
+    hypervolume_over_time,
+    hypervolume_over_trials,
+    reference_point,
+)
+from analysis.pareto import front_steps  # noqa: E402
+
+Objectives = Sequence[tuple[str, str]]
+Experiments = Experiment | Sequence[Experiment]
+
+DPI = 120
+MAX_LABELS = 16  # front members labelled with their curriculum, at most
+_SPATIAL_PROFILE = re.compile(r"^spatial_acc@(.+)$")
+_ADV_PROFILE = re.compile(r"^adv_acc@(.+)$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels
+
+
+def _as_list(experiments: Experiments) -> list[Experiment]:
+    if isinstance(experiments, Experiment):
+        return [experiments]
+    listed = list(experiments)
+    if not listed:
+        raise ValueError("no experiment to plot")
+    return listed
+
+
+def eval_settings_of(experiment: Experiment | None) -> dict[str, float]:
+    """``theta_eval`` (degrees), ``translate_eval`` (fraction) and ``eps_eval`` of a job, for
+    axis labels; the dataset's eps when the job leaves it to the dataset."""
+    settings = {"theta_eval": 180.0, "translate_eval": 0.0, "eps_eval": math.nan}
+    if experiment is None:
+        return settings
+    try:
+        from trainables.config import TrialConfig
+        from trainables.datasets import dataset_info
+
+        config = TrialConfig.from_dict(experiment.spec.trial_config())
+        eps = config.eps_eval
+        settings.update(
+            theta_eval=config.theta_eval,
+            translate_eval=config.translate_eval,
+            eps_eval=eps if eps is not None else dataset_info(config.dataset).eps_scale,
+        )
+    except Exception:  # labels only: an odd job must not stop a plot
+        pass
+    return settings
+
+
+def is_fraction(metric: str) -> bool:
+    """Whether a metric is an accuracy or a rate in ``[0, 1]`` (drawn in percent)."""
+    return metric.endswith("_acc") or "_acc@" in metric or metric == "invariance_rate"
+
+
+def metric_label(metric: str, experiment: Experiment | None = None) -> str:
+    """An axis label that says what the metric measures, with its unit."""
+    s = eval_settings_of(experiment)
+    shift = f" + shift ≤{s['translate_eval']:g} of the image" if s["translate_eval"] else ""
+    eps = f"{s['eps_eval']:.3g}" if not math.isnan(s["eps_eval"]) else "ε_eval"
+    labels = {
+        "clean_acc": "clean accuracy (%)",
+        "spatial_acc": f"spatial accuracy (%): random rotation ±{s['theta_eval']:g}°{shift}",
+        "adv_acc": f"adversarial accuracy (%): L∞ PGD, ε = {eps}",
+        "combined_acc": f"combined accuracy (%): PGD ε = {eps} on rotated images",
+        "invariance_rate": "invariance rate (%): Pr[f(Tx) = f(x)]",
+        "loss": "training loss (cross-entropy)",
+        "train_acc": "training accuracy (%)",
+    }
+    if metric in labels:
+        return labels[metric]
+    if match := _SPATIAL_PROFILE.match(metric):
+        return f"accuracy (%): random rotation ±{match.group(1)}°"
+    if match := _ADV_PROFILE.match(metric):
+        return f"accuracy (%): L∞ PGD, ε = {match.group(1)}"
+    return f"{metric} (%)" if is_fraction(metric) else metric
+
+
+def _mode_word(mode: str) -> str:
+    return "higher is better" if mode == "max" else "lower is better"
+
+
+def _format_axis(ax: Any, axis: str, metric: str) -> None:
+    if is_fraction(metric):
+        target = ax.xaxis if axis == "x" else ax.yaxis
+        target.set_major_formatter(PercentFormatter(xmax=1.0))
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as PNG to ``path`` atomically and close it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}-{os.getpid()}-{id(fig):x}.png")
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return target
+
+
+def _empty_panel(ax: Any, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _objectives_of(experiments: list[Experiment], objectives: Objectives | None) -> list:
+    return list(objectives or experiments[0].objectives)
+
+
+def _annotate(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]) -> None:
+    for i, (x, y, label) in enumerate(zip(xs, ys, labels, strict=True)):
+        ax.annotate(
+            label,
+            (x, y),
+            xytext=(6, 6 if i % 2 == 0 else -11),
+            textcoords="offset points",
+            fontsize=7,
+            color="0.15",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Front
+
+
+def plot_front(
+    experiments: Experiments, path: str | Path, objectives: Objectives | None = None
+) -> Path:
+    """Scatter of all completed trials on the first two objectives, front highlighted.
+
+    One experiment: dominated trials in grey, unfinished trials (their latest per-epoch values,
+    measured on the evaluation subset) as hollow markers, front members in colour, joined by the
+    front's staircase and labelled with their curriculum. Several experiments: one colour each,
+    dominated trials faint, each front with its staircase. With more than two objectives the
+    front is computed on all of them and the first two are drawn; with one objective the trials
+    are drawn against their completion order.
+    """
+    listed = _as_list(experiments)
+    objectives = _objectives_of(listed, objectives)
+    if len(objectives) == 1:
+        return _plot_single_objective(listed, path, objectives[0])
+    (x_metric, x_mode), (y_metric, y_mode) = objectives[0], objectives[1]
+    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+    names = display_names(listed)
+    single = len(listed) == 1
+    labelled = sum(len(e.front(objectives)) for e in listed) <= MAX_LABELS
+    plotted = 0
+    for index, (experiment, name) in enumerate(zip(listed, names, strict=True)):
+        colour = "C0" if single else f"C{index % 10}"
+        done = experiment.completed.dropna(subset=[x_metric, y_metric])
+        front = experiment.front(objectives).dropna(subset=[x_metric, y_metric])
+        dominated = done.drop(index=front.index)
+        if single:
+            unfinished = experiment.trials[~experiment.trials.index.isin(done.index)]
+            unfinished = unfinished[unfinished["status"] != "ERROR"].dropna(
+                subset=[x_metric, y_metric]
+            )
+            if len(unfinished):
+                ax.scatter(
+                    unfinished[x_metric],
+                    unfinished[y_metric],
+                    facecolors="none",
+                    edgecolors="0.55",
+                    s=36,
+                    label=f"unfinished ({len(unfinished)}; latest epoch, evaluation subset)",
+                )
+        ax.scatter(
+            dominated[x_metric],
+            dominated[y_metric],
+            color="0.65" if single else colour,
+            alpha=1.0 if single else 0.3,
+            s=28,
+            label=f"dominated ({len(dominated)})" if single else None,
+        )
+        if len(front):
+            steps = front_steps(front[[x_metric, y_metric]].to_numpy(float), [x_mode, y_mode])
+            ax.plot(steps[:, 0], steps[:, 1], color=colour, lw=1.5, alpha=0.8)
+        hv_label = f"Pareto front ({len(front)} of {len(done)} completed)"
+        ax.scatter(
+            front[x_metric],
+            front[y_metric],
+            color=colour,
+            edgecolors="black",
+            linewidths=0.6,
+            s=60,
+            zorder=3,
+            label=hv_label if single else f"{name}: front {len(front)} of {len(done)} completed",
+        )
+        if labelled and len(front):
+            with_model = experiment.trials["model"].nunique() > 1
+            labels = _front_labels(front, with_model)
+            _annotate(ax, front[x_metric].tolist(), front[y_metric].tolist(), labels)
+        plotted += len(done)
+    ax.set_xlabel(f"{metric_label(x_metric, listed[0])}  [{_mode_word(x_mode)}]")
+    ax.set_ylabel(f"{metric_label(y_metric, listed[0])}  [{_mode_word(y_mode)}]")
+    _format_axis(ax, "x", x_metric)
+    _format_axis(ax, "y", y_metric)
+    title = f"Pareto front: {y_metric} vs {x_metric}"
+    subtitle = names[0] if single else ", ".join(names)
+    if len(objectives) > 2:
+        subtitle += f" (front on all {len(objectives)} objectives; first two shown)"
+    ax.set_title(f"{title}\n{subtitle}", fontsize=11)
+    ax.grid(alpha=0.3)
+    if plotted == 0:
+        ax.text(
+            0.5,
+            0.5,
+            "no completed trial yet",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="0.4",
+        )
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def _front_labels(front: pd.DataFrame, with_model: bool = False) -> list[str]:
+    """``<trial_id>: [<model>] <curriculum> [<method>]`` for each front member."""
+    labels = front["label"].astype(str).tolist() if "label" in front else [""] * len(front)
+    if "model" in front and (with_model or front["model"].nunique() > 1):
+        labels = [f"{m} {label}" for m, label in zip(front["model"], labels, strict=True)]
+    if "trial_id" in front:
+        labels = [f"{t}: {label}" for t, label in zip(front["trial_id"], labels, strict=True)]
+    return labels
+
+
+def _plot_single_objective(
+    experiments: list[Experiment], path: str | Path, objective: tuple[str, str]
+) -> Path:
+    metric, mode = objective
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    for index, (experiment, name) in enumerate(
+        zip(experiments, display_names(experiments), strict=True)
+    ):
+        done = experiment.completed.dropna(subset=[metric])
+        if "completed_at" in done:
+            done = done.sort_values("completed_at", kind="stable")
+        order = np.arange(1, len(done) + 1)
+        ax.scatter(order, done[metric], color=f"C{index % 10}", s=28, label=name)
+        if len(done):
+            best = done[metric].cummax() if mode == "max" else done[metric].cummin()
+            ax.step(order, best, where="post", color=f"C{index % 10}", alpha=0.7)
+    ax.set_xlabel("completed trials, in completion order")
+    ax.set_ylabel(f"{metric_label(metric, experiments[0])}  [{_mode_word(mode)}]")
+    _format_axis(ax, "y", metric)
+    ax.set_title(f"Best {metric} as trials complete (line: best so far)", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hypervolume
+
+
+def _time_unit(seconds: float) -> tuple[float, str]:
+    if seconds > 2 * 3600:
+        return 3600.0, "hours"
+    if seconds > 120:
+        return 60.0, "minutes"
+    return 1.0, "seconds"
+
+
+def plot_hypervolume(
+    experiments: Experiments,
+    path: str | Path,
+    x: str = "trials",
+    objectives: Objectives | None = None,
+    reference: Sequence[float] | None = None,
+) -> Path:
+    """Hypervolume of each experiment's front as its trials complete.
+
+    ``x`` is ``"trials"`` (number of completed trials) or ``"time"`` (wall-clock time since
+    the search started). All experiments share one reference point (given, or
+    :func:`~analysis.hypervolume.reference_point` over all their completed trials), stated in
+    the axis label, so their curves can be compared.
+    """
+    if x not in ("trials", "time"):
+        raise ValueError(f"x must be 'trials' or 'time', got {x!r}")
+    listed = _as_list(experiments)
+    objectives = _objectives_of(listed, objectives)
+    if reference is None:
+        reference = reference_point([e.trials for e in listed], objectives)
+    ref = tuple(float(v) for v in reference)
+    curves = []
+    for experiment in listed:
+        if x == "trials":
+            series = hypervolume_over_trials(experiment.trials, objectives, reference=ref)
+            curves.append((series.index.to_numpy(float), series.to_numpy(float)))
+        else:
+            frame = hypervolume_over_time(experiment.trials, objectives, reference=ref)
+            curves.append((frame["time_s"].to_numpy(float), frame["hypervolume"].to_numpy(float)))
+    longest = max((c[0].max() for c in curves if len(c[0])), default=0.0)
+    scale, unit = _time_unit(longest) if x == "time" else (1.0, "")
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    for index, ((xs, ys), name) in enumerate(zip(curves, display_names(listed), strict=True)):
+        if not len(xs):
+            ax.plot([], [], color=f"C{index % 10}", label=f"{name} (no completed trial)")
+            continue
+        xs = xs / scale
+        if x == "trials":
+            xs, ys = np.concatenate([[0.0], xs]), np.concatenate([[0.0], ys])
+        ax.step(xs, ys, where="post", color=f"C{index % 10}", lw=1.8, label=name)
+        ax.scatter(
+            xs[1:] if x == "trials" else xs,
+            ys[1:] if x == "trials" else ys,
+            s=14,
+            color=f"C{index % 10}",
+        )
+    what = ", ".join(f"{m} ({mode})" for m, mode in objectives)
+    ref_text = "(" + ", ".join(f"{v:g}" for v in ref) + ")"
+    ax.set_ylabel(f"hypervolume of the front\n(objectives {what}; reference {ref_text})")
+    if x == "trials":
+        ax.set_xlabel("completed trials (in completion order)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        title = "Hypervolume of the Pareto front as trials complete"
+    else:
+        ax.set_xlabel(f"wall-clock time since the search started ({unit})")
+        title = "Hypervolume of the Pareto front over time"
+    ax.set_title(title, fontsize=11)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles
+
+
+def profile_columns(frame: pd.DataFrame, kind: str) -> list[tuple[float, str]]:
+    """``(x, column)`` pairs of the ``spatial_acc@<deg>`` (``kind="rotation"``) or
+    ``adv_acc@<eps>`` (``kind="eps"``) columns that have a value, sorted by x."""
+    pattern = _SPATIAL_PROFILE if kind == "rotation" else _ADV_PROFILE
+    pairs = []
+    for column in frame.columns:
+        match = pattern.match(str(column))
+        if match and frame[column].notna().any():
+            try:
+                pairs.append((float(match.group(1)), str(column)))
+            except ValueError:
+                continue
+    return sorted(pairs)
+
+
+def plot_profiles(
+    experiment: Experiment,
+    path: str | Path,
+    objectives: Objectives | None = None,
+    max_models: int = 12,
+) -> Path:
+    """Invariance profile (accuracy against the rotation range 0..180 degrees) and robustness
+    profile (accuracy against the PGD budget) of the models on the front, side by side.
+
+    At most ``max_models`` front members are drawn (best first on the first objective).
+    """
+    objectives = _objectives_of([experiment], objectives)
+    front = experiment.front(objectives)
+    if len(front) and objectives[0][0] in front:
+        ascending = objectives[0][1] == "min"
+        front = front.sort_values(objectives[0][0], ascending=ascending, kind="stable")
+    shown = front.head(max_models)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
+    s = eval_settings_of(experiment)
+    panels = (
+        (
+            left,
+            "rotation",
+            "rotation range θ (degrees): random angle in [−θ, +θ]",
+            "Invariance profile: accuracy under random rotations",
+        ),
+        (
+            right,
+            "eps",
+            "L∞ PGD budget ε (pixel scale 0..1)",
+            f"Robustness profile: accuracy under PGD ({_pgd_steps(experiment)})",
+        ),
+    )
+    for ax, kind, xlabel, title in panels:
+        columns = profile_columns(shown, kind)
+        ax.set_title(title, fontsize=11)
+        if not len(shown):
+            _empty_panel(ax, "no completed trial yet")
+            continue
+        if not columns:
+            _empty_panel(ax, "no profile reported\n(the job has evaluation.profiles: false)")
+            continue
+        xs = np.array([x for x, _ in columns])
+        for index, (_, row) in enumerate(shown.iterrows()):
+            ys = np.array([row[c] for _, c in columns], dtype=float)
+            label = f"{row['trial_id']}: {row.get('label', '')}"
+            if "model" in shown and shown["model"].nunique() > 1:
+                label = f"{row['trial_id']} {row['model']}: {row.get('label', '')}"
+            ax.plot(
+                xs,
+                ys,
+                marker="o",
+                ms=4,
+                color=f"C{index % 10}",
+                ls="-" if index < 10 else "--",
+                label=label,
+            )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        ax.set_ylim(0, 1.02)
+        if kind == "rotation":
+            ax.set_xticks(np.arange(0, 181, 30))
+            ax.set_xlim(-5, 185)
+        ax.grid(alpha=0.3)
+    if s["translate_eval"]:
+        left.text(
+            0.01,
+            0.01,
+            f"plus translation ≤{s['translate_eval']:g} of the image",
+            transform=left.transAxes,
+            fontsize=8,
+            color="0.3",
+        )
+    handles, labels = left.get_legend_handles_labels()
+    if not handles:
+        handles, labels = right.get_legend_handles_labels()
+    if handles:
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=2,
+            fontsize=8,
+            bbox_to_anchor=(0.5, -0.02 - 0.035 * math.ceil(len(labels) / 2)),
+        )
+    more = f" ({len(shown)} of {len(front)} shown)" if len(front) > len(shown) else ""
+    fig.suptitle(f"Profiles of the Pareto-front models: {experiment.name}{more}", fontsize=12)
+    return _save(fig, path)
+
+
+def _pgd_steps(experiment: Experiment) -> str:
+    steps = experiment.spec.trial_config().get("eval_pgd_steps")
+    return f"{steps} steps, random start" if steps else "random start"
+
+
+# ---------------------------------------------------------------------------------------------
+# Trade-offs
+
+
+def _fixed(values: pd.Series) -> bool:
+    clean = values.dropna()
+    return len(clean) > 0 and np.allclose(clean.to_numpy(float), clean.iloc[0])
+
+
+def _series(experiments: list[Experiment]) -> list[tuple[str, pd.DataFrame]]:
+    """Completed trials split by (experiment, model); names say the model (and experiment)."""
+    names = display_names(experiments)
+    out = []
+    for experiment, name in zip(experiments, names, strict=True):
+        done = experiment.completed
+        if not len(done):
+            continue
+        for model, group in done.groupby(done["model"].fillna("?").astype(str), sort=True):
+            out.append((model if len(experiments) == 1 else f"{name}: {model}", group))
+    return out
+
+
+def plot_tradeoffs(experiments: Experiments, path: str | Path) -> Path:
+    """The spatial-adversarial trade-off, two panels.
+
+    Left: ``adv_acc`` against the rotation range the curriculum trains on (its largest
+    ``theta``). Right: ``spatial_acc`` against the PGD budget it trains on (its largest
+    ``eps``). Trials are grouped by model (and experiment). A group whose other training budget
+    and method are fixed (a grid study over ``theta_max`` or ``eps_max``) is drawn as a line
+    through its sorted x values (mean over repeats at the same x); otherwise as points, coloured
+    by the other budget when there is a single group.
+    """
+    listed = _as_list(experiments)
+    groups = _series(listed)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    panels = (
+        (
+            axes[0],
+            "train_theta",
+            "adv_acc",
+            "train_eps",
+            "training rotation range θ (degrees, largest the curriculum reaches)",
+            "training ε",
+            "Adversarial accuracy vs training rotation range",
+        ),
+        (
+            axes[1],
+            "train_eps",
+            "spatial_acc",
+            "train_theta",
+            "training PGD budget ε (L∞, largest the curriculum reaches)",
+            "training θ (°)",
+            "Spatial accuracy vs training PGD budget",
+        ),
+    )
+    for ax, x, y, other, xlabel, other_label, title in panels:
+        ax.set_title(title, fontsize=11)
+        usable = [(n, g.dropna(subset=[y])) for n, g in groups if y in g]
+        usable = [(n, g) for n, g in usable if len(g)]
+        if not usable:
+            _empty_panel(ax, "no completed trial yet")
+            continue
+        every_x = pd.concat([g[x] for _, g in usable]).fillna(0.0).astype(float)
+        if len(every_x) > 1 and np.ptp(every_x.to_numpy()) == 0:
+            what = "θ" if x == "train_theta" else "ε"
+            _empty_panel(
+                ax,
+                f"every trial trains with the same {what} = {every_x.iloc[0]:.3g}:\n"
+                f"this search does not vary {what}",
+            )
+            continue
+        for index, (name, group) in enumerate(usable):
+            colour = f"C{index % 10}"
+            xs = group[x].fillna(0.0).astype(float)
+            grid = len(group) > 1 and _fixed(group[other]) and group["method"].nunique() <= 1
+            if grid:
+                means = group.assign(_x=xs).groupby("_x")[y].mean().sort_index()
+                method = group["method"].iloc[0]
+                fixed = f"{other_label} = {group[other].iloc[0]:.3g}, {method}"
+                ax.plot(
+                    means.index,
+                    means.to_numpy(float),
+                    marker="o",
+                    color=colour,
+                    label=f"{name} ({fixed})",
+                )
+                ax.scatter(xs, group[y], color=colour, s=12, alpha=0.5)
+            elif len(usable) == 1:
+                points = ax.scatter(
+                    xs,
+                    group[y],
+                    c=group[other].fillna(0.0).astype(float),
+                    cmap="viridis",
+                    s=40,
+                    edgecolors="black",
+                    linewidths=0.4,
+                    label=name,
+                )
+                fig.colorbar(points, ax=ax, label=other_label)
+            else:
+                ax.scatter(xs, group[y], color=colour, s=36, label=name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric_label(y, listed[0]))
+        _format_axis(ax, "y", y)
+        if x == "train_theta":
+            ax.set_xticks(np.arange(0, 181, 30))
+            ax.set_xlim(-5, 185)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    names = ", ".join(display_names(listed))
+    fig.suptitle(f"Spatial vs adversarial robustness trade-off: {names}", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+__all__ = [
+    "eval_settings_of",
+    "is_fraction",
+    "metric_label",
+    "plot_front",
+    "plot_hypervolume",
+    "plot_profiles",
+    "plot_tradeoffs",
+    "profile_columns",
+]

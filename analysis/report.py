@@ -1,0 +1,440 @@
+"""Tables and the written report of one or several experiments.
+
+:func:`compare` puts experiments side by side (one row each, hypervolumes from one shared
+reference point); :func:`format_front_table` is the plain-text front the CLI prints;
+:func:`write_report` writes a directory with the CSV tables, the plots and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.experiment import Experiment, display_names, load_experiment, require_results
+from analysis.hypervolume import hypervolume, reference_point
+from trainables.errors import UserError
+
+Objectives = Sequence[tuple[str, str]]
+ExperimentLike = str | os.PathLike[str] | Experiment
+
+REPORT_FILE = "report.md"
+FRONT_CSV = "front.csv"
+TRIALS_CSV = "trials.csv"
+PLOT_FILES = {
+    "front": "front.png",
+    "hypervolume_trials": "hypervolume_trials.png",
+    "hypervolume_time": "hypervolume_time.png",
+    "profiles": "profiles.png",
+    "tradeoffs": "tradeoffs.png",
+}
+_SHOWN_METRICS = ("clean_acc", "spatial_acc", "adv_acc", "combined_acc", "invariance_rate")
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What :func:`write_report` wrote.
+
+    Attributes:
+        directory: the output directory.
+        report: ``report.md``.
+        front_csv: ``front.csv``: the front of every experiment (``experiment`` column).
+        trials_csv: ``trials.csv``: every trial of every experiment.
+        plots: plot name -> PNG path: ``front``, ``hypervolume_trials``, ``hypervolume_time``,
+            ``profiles`` (the first experiment's), ``tradeoffs``, and ``profiles:<name>`` for
+            each further experiment (``profiles-<name>.png``).
+        comparison: the :func:`compare` table (one row per experiment).
+    """
+
+    directory: Path
+    report: Path
+    front_csv: Path
+    trials_csv: Path
+    plots: Mapping[str, Path] = field(default_factory=dict)
+    comparison: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file written, report first."""
+        return [self.report, self.front_csv, self.trials_csv, *self.plots.values()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def _load_all(experiments: ExperimentLike | Sequence[ExperimentLike]) -> list[Experiment]:
+    if isinstance(experiments, str | os.PathLike | Experiment):
+        experiments = [experiments]
+    loaded = [e if isinstance(e, Experiment) else load_experiment(e) for e in experiments]
+    if not loaded:
+        raise UserError("no experiment given; pass at least one experiment directory")
+    return loaded
+
+
+def _best(values: pd.Series, mode: str) -> float:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if not len(values):
+        return math.nan
+    return float(values.max() if mode == "max" else values.min())
+
+
+def compare(
+    experiments: ExperimentLike | Sequence[ExperimentLike],
+    objectives: Objectives | None = None,
+    reference: Sequence[float] | None = None,
+) -> pd.DataFrame:
+    """One row per experiment, measured on the same objectives from the same reference.
+
+    Columns: ``experiment``, ``preset``, ``sampler``, ``models``, ``trials_planned``,
+    ``trials_completed``, ``trials_failed``, ``trials_unfinished``, ``front_size``,
+    ``hypervolume``, ``reference`` (the reference point, identical in every row) and
+    ``best_<metric>`` per objective. ``objectives`` default to the first experiment's;
+    ``reference`` to :func:`~analysis.hypervolume.reference_point` over every experiment's
+    completed trials. ``attrs["reference"]`` and ``attrs["objectives"]`` hold both.
+    """
+    loaded = _load_all(experiments)
+    objectives = list(objectives or loaded[0].objectives)
+    metrics, modes = [m for m, _ in objectives], [mode for _, mode in objectives]
+    if reference is None:
+        reference = reference_point([e.trials for e in loaded], objectives)
+    ref = tuple(float(v) for v in reference)
+    rows = []
+    for experiment, name in zip(loaded, display_names(loaded), strict=True):
+        done = experiment.completed
+        usable = done.dropna(subset=metrics) if all(m in done for m in metrics) else done[0:0]
+        front = experiment.front(objectives)
+        statuses = experiment.trials["status"].astype(str) if len(experiment.trials) else []
+        failed = int((np.asarray(statuses) == "ERROR").sum()) if len(statuses) else 0
+        row: dict[str, Any] = {
+            "experiment": name,
+            "preset": experiment.spec.search.preset,
+            "sampler": experiment.spec.search.sampler,
+            "models": ", ".join(experiment.spec.models),
+            "trials_planned": experiment.spec.search.trials,
+            "trials_completed": len(done),
+            "trials_failed": failed,
+            "trials_unfinished": len(experiment.trials) - len(done) - failed,
+            "front_size": len(front),
+            "hypervolume": hypervolume(usable[metrics].to_numpy(float), ref, modes)
+            if len(usable)
+            else 0.0,
+            "reference": "(" + ", ".join(f"{v:g}" for v in ref) + ")",
+        }
+        for metric, mode in objectives:
+            row[f"best_{metric}"] = _best(done[metric], mode) if metric in done else math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs["reference"] = ref
+    table.attrs["objectives"] = tuple(objectives)
+    return table
+
+
+def _front_columns(frame: pd.DataFrame, objectives: Objectives, extra: bool) -> list[str]:
+    metrics = [m for m, _ in objectives]
+    columns = ["trial_id"]
+    if "model" in frame and frame["model"].nunique() > 1:
+        columns.append("model")
+    columns += [c for c in ("method", "curriculum") if c in frame]
+    columns += [m for m in metrics if m in frame]
+    if extra:
+        columns += [m for m in _SHOWN_METRICS if m in frame and m not in metrics]
+    return columns
+
+
+def _sorted_front(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
+    metric, mode = objectives[0]
+    if metric not in frame:
+        return frame
+    return frame.sort_values(metric, ascending=mode == "min", kind="stable")
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float | np.floating):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_front_table(
+    frame: pd.DataFrame, objectives: Objectives, extra_metrics: bool = True
+) -> str:
+    """The front (or any trial table) as aligned plain text, best first on the first objective.
+
+    Columns: ``trial_id``, ``model`` (when several), ``method``, ``curriculum``, the objectives,
+    then ``clean_acc`` / ``spatial_acc`` / ``adv_acc`` / ``combined_acc`` /
+    ``invariance_rate`` not already shown (unless ``extra_metrics`` is false). Numbers with 4
+    decimals. An empty frame gives ``"(no completed trial yet)"``.
+    """
+    if not len(frame):
+        return "(no completed trial yet)"
+    columns = _front_columns(frame, objectives, extra_metrics)
+    shown = _sorted_front(frame, objectives)[columns]
+    cells = [[_cell(v) for v in row] for row in shown.itertuples(index=False)]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    numeric = [shown[c].dtype.kind in "fiu" for c in columns]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(columns), *(line(r) for r in cells)])
+
+
+def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured markdown table (numbers with 4 decimals, ``|`` escaped)."""
+    columns = list(columns if columns is not None else frame.columns)
+    if not len(frame):
+        return "_(none)_"
+
+    def cell(value: Any) -> str:
+        return _cell(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---:" if frame[c].dtype.kind in "fiu" else "---" for c in columns)
+    rows = [
+        "| " + " | ".join(cell(v) for v in row) + " |"
+        for row in frame[columns].itertuples(index=False)
+    ]
+    return "\n".join([header, rule + "|", *rows])
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lists and dicts (e.g. ``config/eps_stages``) as JSON text, so the CSV reads back."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = [
+                json.dumps(v) if isinstance(v, list | tuple | dict) else v for v in out[column]
+            ]
+    return out
+
+
+def _objective_text(objectives: Objectives, experiment: Experiment) -> str:
+    from analysis.plots import metric_label
+
+    words = {"max": "maximise", "min": "minimise"}
+    return "; ".join(
+        f"{words[mode]} `{metric}` ({metric_label(metric, experiment).replace(' (%)', '')})"
+        for metric, mode in objectives
+    )
+
+
+def _job_summary(experiment: Experiment, objectives: Objectives, row: Mapping[str, Any]) -> str:
+    spec = experiment.spec
+    trial = spec.trial_config()
+    sizes = []
+    for key, label in (("train_size", "train"), ("test_size", "test")):
+        if trial.get(key):
+            sizes.append(f"{label} {trial[key]}")
+    dataset = f"{spec.dataset}" + (f" ({', '.join(sizes)})" if sizes else "")
+    width = f" (width {trial['model_width']:g})" if trial.get("model_width") else ""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(experiment.status_counts().items()))
+    ref = row["reference"]
+    lines = [
+        f"- directory: `{experiment.path}`",
+        f"- data: {dataset}; model: {', '.join(spec.models)}{width}; "
+        f"{spec.epochs} epochs per trial",
+        f"- search: preset `{spec.search.preset}`, sampler `{spec.search.sampler}`, "
+        f"{spec.search.trials} trials planned, {spec.search.max_concurrent} at a time",
+        f"- objectives: {_objective_text(objectives, experiment)}",
+        f"- trials: {row['trials_completed']} completed of {len(experiment.trials)} started "
+        f"({counts or 'none'})",
+        f"- front: {row['front_size']} models; hypervolume **{row['hypervolume']:.4f}** "
+        f"(reference {ref})",
+    ]
+    best = [
+        f"`{m}` {row[f'best_{m}']:.4f}"
+        for m, _ in objectives
+        if not (isinstance(row[f"best_{m}"], float) and math.isnan(row[f"best_{m}"]))
+    ]
+    if best:
+        lines.append(f"- best of each objective: {', '.join(best)}")
+    return "\n".join(lines)
+
+
+def _experiment_section(
+    experiment: Experiment, name: str, objectives: Objectives, row: Mapping[str, Any]
+) -> str:
+    front = _sorted_front(experiment.front(objectives), objectives)
+    parts = [f"## {name}", "", _job_summary(experiment, objectives, row), ""]
+    parts.append(f"### Pareto front ({len(front)} of {len(experiment.completed)} completed trials)")
+    parts.append("")
+    if len(front):
+        parts.append(markdown_table(front, _front_columns(front, objectives, extra=True)))
+    else:
+        parts.append("_No trial has completed yet: the front is empty._")
+    failed = experiment.trials[experiment.trials["status"].astype(str) == "ERROR"]
+    if len(failed):
+        parts += ["", f"### Failed trials ({len(failed)})", ""]
+        parts.append(markdown_table(failed, ["trial_id", "epochs_done", "error"]))
+    return "\n".join(parts)
+
+
+def _plot_all(
+    experiments: list[Experiment], names: list[str], objectives: Objectives, ref: tuple, out: Path
+) -> dict[str, Path]:
+    from analysis import plots
+
+    written = {
+        "front": plots.plot_front(experiments, out / PLOT_FILES["front"], objectives),
+        "hypervolume_trials": plots.plot_hypervolume(
+            experiments, out / PLOT_FILES["hypervolume_trials"], "trials", objectives, ref
+        ),
+        "hypervolume_time": plots.plot_hypervolume(
+            experiments, out / PLOT_FILES["hypervolume_time"], "time", objectives, ref
+        ),
+        "profiles": plots.plot_profiles(experiments[0], out / PLOT_FILES["profiles"], objectives),
+        "tradeoffs": plots.plot_tradeoffs(experiments, out / PLOT_FILES["tradeoffs"]),
+    }
+    for experiment, name in zip(experiments[1:], names[1:], strict=True):
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        written[f"profiles:{name}"] = plots.plot_profiles(
+            experiment, out / f"profiles-{safe}.png", objectives
+        )
+    return written
+
+
+def _markdown(
+    experiments: list[Experiment],
+    names: list[str],
+    objectives: Objectives,
+    comparison: pd.DataFrame,
+    plots: Mapping[str, Path],
+) -> str:
+    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    title = names[0] if len(names) == 1 else f"{len(names)} experiments"
+    parts = [
+        f"# cusp-tune report: {title}",
+        "",
+        f"Generated {now} from the experiment files. Accuracies are fractions of the test set "
+        "(1.0 = 100%); the front's models are the completed trials no other completed trial "
+        "beats on every objective.",
+        "",
+    ]
+    rows = comparison.to_dict("records")
+    for experiment, name, row in zip(experiments, names, rows, strict=True):
+        parts += [_experiment_section(experiment, name, objectives, row), ""]
+    if len(experiments) > 1:
+        parts += [
+            "## Comparison",
+            "",
+            f"All hypervolumes from the same reference point {rows[0]['reference']}.",
+            "",
+            markdown_table(comparison),
+            "",
+        ]
+    captions = {
+        "front": "Pareto front: every completed trial, the front highlighted",
+        "hypervolume_trials": "Hypervolume as trials complete",
+        "hypervolume_time": "Hypervolume over wall-clock time",
+        "profiles": f"Invariance and robustness profiles of the front of {names[0]}",
+        "tradeoffs": "Trade-off: adversarial accuracy vs training rotation range, "
+        "spatial accuracy vs training PGD budget",
+    }
+    parts += ["## Plots", ""]
+    for key, path in plots.items():
+        caption = captions.get(key) or f"Profiles of the front of {key.partition(':')[2]}"
+        parts += [f"### {caption}", "", f"![{caption}]({path.name})", ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_report(
+    experiment_paths: ExperimentLike | Sequence[ExperimentLike],
+    out_dir: str | os.PathLike[str],
+    objectives: Objectives | None = None,
+) -> ReportFiles:
+    """Analyse experiments and write the report into ``out_dir``.
+
+    Writes ``report.md``, ``front.csv``, ``trials.csv`` (all experiments, ``experiment``
+    column first), ``front.png``, ``hypervolume_trials.png``, ``hypervolume_time.png``,
+    ``profiles.png`` (first experiment; ``profiles-<name>.png`` for the others) and
+    ``tradeoffs.png``. Everything is built in a temporary directory next to ``out_dir`` and
+    moved in only when complete, so a failure leaves ``out_dir`` as it was. Other files in
+    ``out_dir`` are kept; the report's own files are replaced.
+
+    Raises:
+        UserError: a path is not an experiment, no trial of an experiment has reported
+            results yet, or ``out_dir`` cannot be written.
+    """
+    experiments = [require_results(e) for e in _load_all(experiment_paths)]
+    objectives = list(objectives or experiments[0].objectives)
+    names = display_names(experiments)
+    comparison = compare(experiments, objectives)
+    ref = tuple(comparison.attrs["reference"])
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; choose a directory for the report (--out)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {out}: {exc.strerror}; choose --out") from None
+    try:
+        fronts, tables = [], []
+        for experiment, name in zip(experiments, names, strict=True):
+            tables.append(experiment.trials.assign(experiment=name))
+            fronts.append(
+                _sorted_front(experiment.front(objectives), objectives).assign(experiment=name)
+            )
+        trials = pd.concat(tables, ignore_index=True)
+        front = pd.concat(fronts, ignore_index=True)
+        for frame, file in ((front, FRONT_CSV), (trials, TRIALS_CSV)):
+            frame = frame[["experiment", *(c for c in frame.columns if c != "experiment")]]
+            _csv_ready(frame).to_csv(staging / file, index=False)
+        plot_paths = _plot_all(experiments, names, objectives, ref, staging)
+        text = _markdown(experiments, names, objectives, comparison, plot_paths)
+        (staging / REPORT_FILE).write_text(text, encoding="utf-8")
+        out.mkdir(parents=True, exist_ok=True)
+        for item in sorted(staging.iterdir()):
+            os.replace(item, out / item.name)
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {out}: {exc}; choose another --out") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    plots = {key: out / path.name for key, path in plot_paths.items()}
+    return ReportFiles(
+        directory=out,
+        report=out / REPORT_FILE,
+        front_csv=out / FRONT_CSV,
+        trials_csv=out / TRIALS_CSV,
+        plots=plots,
+        comparison=comparison,
+    )
+
+
+def default_report_dir(experiment_path: str | os.PathLike[str]) -> Path:
+    """Where ``cusp-tune analyze`` writes by default: ``<experiment>/report``."""
+    return Path(experiment_path).expanduser().resolve() / "report"
+
+
+__all__ = [
+    "FRONT_CSV",
+    "PLOT_FILES",
+    "REPORT_FILE",
+    "TRIALS_CSV",
+    "ReportFiles",
+    "compare",
+    "default_report_dir",
+    "format_front_table",
+    "markdown_table",
+    "write_report",
+]
