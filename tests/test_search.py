@@ -167,15 +167,6 @@ def test_status_on_a_directory_that_is_not_an_experiment(tmp_path, capsys):
     assert "is not a cusp-tune experiment" in capsys.readouterr().err
 
 
-def test_launch_refuses_a_scheduler_that_is_not_wired_yet(tmp_path, capsys):
-    from tune_jobs.cli import main
-
-    args = ["launch", "quickstart", "--storage", str(tmp_path), "--set", "scheduler.kind=asha"]
-    assert main(args) == 2
-    assert "not available yet" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())
-
-
 def test_launch_refuses_to_overwrite_an_experiment(tmp_path, capsys):
     from tune_jobs.cli import main
 

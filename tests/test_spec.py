@@ -56,6 +56,11 @@ def test_shipped_job_loads_and_round_trips(path):
     again = JobSpec.from_dict(yaml.safe_load(yaml.safe_dump(job.to_dict())), source="job.yaml")
     assert again == job
     assert again.to_dict() == job.to_dict()
+    if job.search.grid:  # a trade-off study: every grid point is a valid trial config
+        assert job.search.trials == len(job.grid_points()) > 1
+        for point in job.grid_points():
+            TrialConfig.from_dict({**job.trial_config(), **point})
+        return
     space = job.make_space()
     searched = set(space.config_keys()) - {"model"}
     assert not searched & set(job.trial_config())

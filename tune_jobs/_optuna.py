@@ -18,6 +18,8 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from tune_jobs.schedulers import stopped_early
+
 logger = logging.getLogger(__name__)
 
 JOURNAL_FILE = "optuna-journal.log"
@@ -35,6 +37,8 @@ class JournaledOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
+        if not error and stopped_early(result):
+            result = None  # stopped before its last epoch: PRUNED, not COMPLETE at low fidelity
         already_done = trial_id in self._completed_trials
         super().on_trial_complete(trial_id, result=result, error=error)
         if not already_done and self._journal_path and trial_id in self._ot_trials:
@@ -81,7 +85,8 @@ def sync_journal(experiment_dir: str | Path) -> int:
     searcher produced) and mirrors its finished trials; returns how many were added.
     """
     experiment_dir = Path(experiment_dir)
-    states = sorted(experiment_dir.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    # The newest by name (a timestamp), as Ray picks it: Ray's syncing rewrites mtimes.
+    states = sorted(experiment_dir.glob("searcher-state-*.pkl"))
     if not states:
         return 0
     with states[-1].open("rb") as handle:

@@ -22,6 +22,7 @@ import yaml
 from analysis.pareto import non_dominated
 from trainables.errors import UserError
 from tune_jobs._optuna import JOURNAL_FILE, JournaledOptunaSearch, sync_journal
+from tune_jobs.schedulers import SchedulerStateCallback, make_scheduler
 
 if TYPE_CHECKING:
     from ray import tune
@@ -116,9 +117,12 @@ def build_tuner(spec: JobSpec, dataset: Any, callbacks: list | None = None) -> t
 
     path = spec.experiment_path
     param_space = {**spec.trial_config(), "checkpoint_every": spec.checkpoint.every}
+    # asha's metric and mode go to the scheduler, never to TuneConfig (see the module docstring)
+    scheduler = make_scheduler(spec.scheduler, spec.objectives, spec.epochs)
     if spec.search.grid:  # a trade-off study: every grid point once, no Optuna
         param_space.update({k: tune.grid_search(v) for k, v in spec.search.grid.items()})
         tune_config = tune.TuneConfig(
+            scheduler=scheduler,
             num_samples=1,
             max_concurrent_trials=spec.search.max_concurrent,
             reuse_actors=True,
@@ -128,6 +132,7 @@ def build_tuner(spec: JobSpec, dataset: Any, callbacks: list | None = None) -> t
         journal = None if "://" in path else str(Path(path) / JOURNAL_FILE)
         tune_config = tune.TuneConfig(
             search_alg=_searcher(spec, journal),
+            scheduler=scheduler,
             num_samples=spec.search.trials,
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,
@@ -136,7 +141,8 @@ def build_tuner(spec: JobSpec, dataset: Any, callbacks: list | None = None) -> t
         _trainable(spec, dataset),
         param_space=param_space,
         tune_config=tune_config,
-        run_config=_run_config(spec, callbacks),
+        # Tune saves no scheduler state with the experiment; this callback does (for resume)
+        run_config=_run_config(spec, [*(callbacks or []), SchedulerStateCallback(scheduler)]),
     )
 
 
@@ -210,11 +216,6 @@ def launch(
     spec: JobSpec, address: str | None = None, callbacks: list | None = None
 ) -> SearchOutcome:
     """Start the search described by ``spec`` and wait for it."""
-    if spec.scheduler.kind != "none":
-        raise UserError(
-            f"scheduler.kind {spec.scheduler.kind!r} is not available yet (early stopping lands "
-            "with the MO-ASHA scheduler); use scheduler: {kind: none}"
-        )
     path = spec.experiment_path
     if "://" not in path and Path(path).exists():
         raise UserError(
@@ -282,6 +283,9 @@ def trial_table(frame: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:
             "method": config.get("method"),
             "epochs_done": row.get("epoch"),
             "final": bool(row.get("final", False)),
+            # stopped by the scheduler: Tune marks the stopping result done (an interrupted
+            # trial's last result is neither final nor done)
+            "stopped": not row.get("final", False) and bool(row.get("done", False)),
         }
         for key in dict.fromkeys([*metrics, "clean_acc", "combined_acc"]):
             record[key] = row.get(key)
@@ -310,7 +314,7 @@ def summarize(results: Any, spec: JobSpec, path: str) -> SearchOutcome:
     completed = table[table["final"]] if len(table) else table
     front = non_dominated(completed, objectives) if len(completed) else completed
     finished = len(results) == spec.search.trials and all(r.error is None for r in results)
-    finished = finished and len(completed) == spec.search.trials
+    finished = finished and bool((table["final"] | table["stopped"]).all())
     return SearchOutcome(path, table, front, objectives, finished)
 
 
@@ -344,7 +348,7 @@ def status(path: str) -> SearchStatus:
             if t.last_result
         ]
     )
-    table = trial_table(frame, spec) if len(frame) else pd.DataFrame(columns=["final"])
+    table = trial_table(frame, spec) if len(frame) else pd.DataFrame(columns=["final", "stopped"])
     completed = table[table["final"].astype(bool)] if len(table) else table
     objectives = tuple((o.metric, o.mode) for o in spec.objectives)
     best = {}
@@ -354,7 +358,8 @@ def status(path: str) -> SearchStatus:
             if len(values):
                 best[metric] = float(values.max() if mode == "max" else values.min())
     front = non_dominated(completed, objectives) if len(completed) else completed
-    finished = len(completed) == spec.search.trials
+    ended = table["final"].astype(bool) | table["stopped"].astype(bool)
+    finished = int(ended.sum()) == spec.search.trials
     outcome = SearchOutcome(path, table, front, objectives, finished)
     return SearchStatus(path, spec.search.trials, len(analysis.trials), counts, best, outcome)
 
