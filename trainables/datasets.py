@@ -22,6 +22,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -91,6 +92,32 @@ class DatasetInfo:
     def shape(self) -> tuple[int, int, int]:
         """The shape ``(C, H, W)`` of one image."""
         return (self.channels, self.image_size, self.image_size)
+
+
+@dataclass(frozen=True)
+class SharedDataset:
+    """An ``ImageDataset`` as numpy arrays (see ``ImageDataset.to_shared``)."""
+
+    info: DatasetInfo
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    def to_dataset(self) -> ImageDataset:
+        """Tensors over the same memory (read-only arrays from the object store stay shared)."""
+        with warnings.catch_warnings():  # torch warns that the arrays are not writable
+            warnings.simplefilter("ignore", UserWarning)
+            tensors = [
+                torch.from_numpy(array)
+                for array in (
+                    self.train_images,
+                    self.train_labels,
+                    self.test_images,
+                    self.test_labels,
+                )
+            ]
+        return ImageDataset(self.info, *tensors)
 
 
 @dataclass(frozen=True)
@@ -168,6 +195,20 @@ class ImageDataset:
             train_labels=self.train_labels.to(device),
             test_images=self.test_images.to(device),
             test_labels=self.test_labels.to(device),
+        )
+
+    def to_shared(self) -> SharedDataset:
+        """The dataset as numpy arrays, for Ray's object store.
+
+        Ray maps numpy arrays of an object zero-copy into every worker on a node, but copies
+        torch tensors into each worker: trials share a ``SharedDataset``, not an ``ImageDataset``.
+        """
+        return SharedDataset(
+            self.info,
+            self.train_images.cpu().numpy(),
+            self.train_labels.cpu().numpy(),
+            self.test_images.cpu().numpy(),
+            self.test_labels.cpu().numpy(),
         )
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> ImageDataset:

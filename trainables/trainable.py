@@ -1,8 +1,8 @@
 """The Ray Tune function trainable: one ``Trial`` driven by Tune's reports and checkpoints.
 
 This is the only module of ``trainables`` that imports Ray. The driver puts the dataset into the
-object store once, with ``tune.with_parameters(train_trial, dataset=dataset)``; every trial gets
-it from there instead of re-reading files.
+object store once, with ``tune.with_parameters(train_trial, dataset=dataset.to_shared())``;
+every trial maps it from there (numpy arrays: no copy per trial) instead of re-reading files.
 
 Each epoch reports the metrics of ``Trial.run_epoch`` (all finite) and, every
 ``checkpoint_every`` epochs and after the last one, a checkpoint. A restored trial continues from
@@ -19,7 +19,7 @@ import ray
 from ray import tune
 
 from trainables.config import TrialConfig
-from trainables.datasets import ImageDataset
+from trainables.datasets import ImageDataset, SharedDataset
 from trainables.trial import Trial
 
 
@@ -38,8 +38,14 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def train_trial(config: dict[str, Any], dataset: ImageDataset) -> None:
-    """Run one trial under Ray Tune; ``config`` is a flat ``TrialConfig`` mapping."""
+def train_trial(config: dict[str, Any], dataset: ImageDataset | SharedDataset) -> None:
+    """Run one trial under Ray Tune; ``config`` is a flat ``TrialConfig`` mapping.
+
+    Pass the dataset as a ``SharedDataset`` (``ImageDataset.to_shared()``): its arrays are
+    mapped from the object store without a copy per trial.
+    """
+    if isinstance(dataset, SharedDataset):
+        dataset = dataset.to_dataset()
     trial = Trial(TrialConfig.from_dict(config), dataset)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

@@ -76,7 +76,7 @@ def _trainable(spec: JobSpec, dataset: Any) -> Any:
     from trainables.trainable import train_trial
 
     return tune.with_resources(
-        tune.with_parameters(train_trial, dataset=dataset), spec.resources.as_ray()
+        tune.with_parameters(train_trial, dataset=dataset.to_shared()), spec.resources.as_ray()
     )
 
 
@@ -151,11 +151,13 @@ def load_search_dataset(spec: JobSpec) -> Any:
     from trainables.datasets import load_dataset
 
     trial = spec.trial_config()
-    return load_dataset(
+    dataset = load_dataset(
         trial.get("dataset", "synthetic-digits"),
         trial.get("data_dir"),
         download=bool(trial.get("download", False)),
     )
+    # Cut once here, so trials share the images they use instead of each copying a subset.
+    return dataset.subset(trial.get("train_size"), trial.get("test_size"))
 
 
 def _write_job(spec: JobSpec, path: str) -> None:
