@@ -1,0 +1,632 @@
+"""``moasha``: hypervolume reached against epochs spent, MO-ASHA against no early stopping.
+
+The problem. A synthetic multi-fidelity stand-in for a curriculum search that runs in
+microseconds per epoch (no training): five searched parameters shaped like the real space
+(``theta_max`` in [0, 180], ``eps_max`` in [0, 0.3], the schedule kind, its ``start_frac``, a
+log-uniform ``lr``) and two maximised objectives, ``spatial_acc`` and ``adv_acc``. Every trial
+reports once per epoch, as the real trainable does, a learning curve
+``target * (1 - exp(-epoch / tau)) / (1 - exp(-epochs / tau))`` plus evaluation noise (sd 0.015
+per epoch, as on a small evaluation subset; 0.005 after the last epoch, the full test set) and
+``final: True`` only after its last epoch. The targets trade off against each other (a larger
+rotation range costs adversarial accuracy and a larger eps costs spatial accuracy, so they form
+a Pareto front); ``lr`` scales both. Curricula are partly *deceptive* at low fidelity, as real
+ones are: a ramped schedule ends up to 15 % higher than a constant one but learns up to 1.8x more
+slowly (larger ``tau``), so rankings at early epochs are only partly right.
+
+The loop. A faithful simulation of Ray Tune's asynchronous execution, in one process:
+``workers`` trials run at once, each epoch of a trial takes its own time (log-normal, sd 0.2, so
+trials reach rungs out of order); every result goes to the *real* scheduler's
+``on_trial_result`` (:class:`tune_jobs.schedulers.MOASHAScheduler`, or Ray's ``ASHAScheduler``),
+a freed worker asks the *real* searcher (:class:`tune_jobs._optuna.JournaledOptunaSearch`, a Ray
+``OptunaSearch``) for the next trial with ``suggest``, and an ended trial is told with
+``on_trial_complete`` and the PRUNED rule (:func:`tune_jobs.schedulers.stopped_early`) exactly
+as ``TuneController`` does (``stop_trial`` -> scheduler, then searcher, with the last result).
+``--quick`` runs only this simulation; the full run also repeats one seed of ``moasha`` and
+``none`` through a real ``Tuner`` (Ray Tune, ConcurrencyLimiter, function trainable) as a check
+that the simulation is faithful.
+
+Measured. No early stopping runs ``trials`` trials of ``epochs`` epochs: its budget ``B`` is
+``trials * epochs`` epochs. Every other method runs until it has spent ``B`` epochs (MO-ASHA
+spends them on more, mostly shorter, trials). The hypervolume after ``t`` epochs is that of the
+*noise-free* objectives of the trials that had completed their last epoch by then (stopped
+trials count for nothing), from the reference point (0, 0) (``analysis.hypervolume``), as a
+percentage of the hypervolume of the problem's true front. "Epochs to match" is the first ``t``
+at which a method's hypervolume, averaged over the seeds, reaches the final hypervolume of no
+early stopping averaged over the same seeds.
+
+Methods: ``moasha`` (TPE + MO-ASHA, grace 1 epoch, reduction factor 3: rungs at epochs 1, 3, 9
+of 27), ``none`` (TPE, every trial runs all epochs), ``random`` (random search, all epochs),
+``random + moasha`` (MO-ASHA's original setting: random sampling) and ``asha`` (TPE + Ray's ASHA
+on ``spatial_acc`` only).
+
+Figures (``python -m benchmarks.bench_moasha``, 2 CPU cores, 1.5 min; 27 epochs; no early
+stopping runs 32 trials = 864 epochs; 4 workers; 12 seeds; grace 1, eta 3). HV in % of the true
+front's at 10, 25, 40 and 100 % of the epochs, mean (+- sd) over the seeds; "match": when the
+mean curve reaches no early stopping's final mean HV; "per seed": the median over the seeds of
+when each seed reaches its own no-early-stopping final HV; trials and stopped: means per run.
+``none`` and ``random`` share their first 10 trials (TPE starts at random, same seed):
+
+    method              @10%  @25%  @40%         @100%        match  per seed  trials  stopped
+    moasha              3.8   47.0  59.3 +- 4.9  68.7 +- 5.2  59%    72%       120     82%
+    none                1.6   33.0  44.5 +- 9.2  64.5 +- 4.7  100%   99%       32      0%
+    random              1.6   33.0  44.5 +- 9.2  59.6 +- 7.2  never  never     32      0%
+    random + moasha     3.8   47.6  60.1 +- 6.3  70.7 +- 4.1  57%    55%       200     91%
+    asha (spatial_acc)  3.8   42.7  50.4 +- 6.0  55.0 +- 7.3  never  never     94      74%
+
+    real Ray Tune, seed 0 (varies run to run with the order results arrive in):
+    moasha 115 trials (94 stopped), HV @40% 64.5, @100% 70.8, 17 s;
+    none 32 trials, HV @40% 53.7, @100% 64.9, 14 s (another run: moasha 68.2 @40%, none 65.0)
+
+``--quick`` (24 trials = 648 epochs, 4 seeds, 10 s): moasha 55.9 +- 5.0 @40% and 66.5 +- 4.9
+@100% against none 43.6 +- 7.7 and 57.6 +- 5.0; to match 43 %, per seed 48 %.
+
+Target: MO-ASHA reaches the final hypervolume of no early stopping with at most 40 % of its
+epochs (``B / epochs to match >= 2.5``). **Not met here**: it needs 59 % (mean curve; 43-59 %
+across the sizes and seed counts tried, 72 % as a per-seed median). What holds: at every budget
+from 25 % on MO-ASHA is ahead (59.3 against 44.5 at 40 %, +15 points), and with the whole budget
+it ends 4 points higher (68.7 against 64.5), finding its front among 120 trials instead of 32.
+Why not 40 %: async successive halving promotes the first trials to reach a rung (with
+``n < eta`` results there is one slot and the first result takes it), and with two objectives
+most newcomers are non-dominated at small ``n``, so about 18 % of MO-ASHA's trials run all 27
+epochs (1/27 would in synchronous halving) and about two thirds of its epochs go to full trials;
+its hypervolume curve also flattens (+9 points over the last 60 % of the epochs), so the first
+time it passes a fixed value moves a lot with small differences. Rung rules tried on
+8 seeds (same problem): newcomer first among ties (the rule shipped) 50 %, newcomer last 67 %,
+Syne Tune's ``rank / n <= 1 / eta`` (one more slot) 60 %; eta 2: 64 %, eta 4: 72 %, grace 2 or 3:
+61-64 %; 64 trials instead of 32: 67 %; without the deceptive slow start of ramped curricula:
+49 %.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from analysis.hypervolume import hypervolume
+from benchmarks._harness import Result, format_table, local_ray
+
+SCHEDULES = ("constant", "step", "linear", "cosine", "exponential")
+# how much a schedule kind ramps its budgets up (0: constant from the first epoch)
+RAMP = {"constant": 0.0, "step": 0.6, "linear": 0.8, "cosine": 1.0, "exponential": 0.5}
+OBJECTIVES = (("spatial_acc", "max"), ("adv_acc", "max"))
+REFERENCE = (0.0, 0.0)  # of the hypervolume: both accuracies are at least 0
+TARGET_RATIO = 2.5  # B / epochs to match: at most 40 % of the epochs
+
+
+# -- the synthetic problem ---------------------------------------------------------------------
+
+
+def search_space() -> dict[str, Any]:
+    """The searched parameters, as Optuna distributions (``OptunaSearch(space=...)``)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    return {
+        "theta_max": FloatDistribution(0.0, 180.0),
+        "eps_max": FloatDistribution(0.0, 0.3),
+        "schedule": CategoricalDistribution(SCHEDULES),
+        "start_frac": FloatDistribution(0.0, 1.0),
+        "lr": FloatDistribution(0.005, 0.2, log=True),
+    }
+
+
+@dataclass(frozen=True)
+class SyntheticCurricula:
+    """Learning curves of two robust accuracies over curriculum parameters (see the module
+    docstring). Pure functions of a config (a mapping with the :func:`search_space` keys)."""
+
+    epochs: int = 27
+    epoch_noise: float = 0.015
+    final_noise: float = 0.005
+
+    @staticmethod
+    def _ramp(config: Mapping[str, Any]) -> float:
+        return RAMP[config["schedule"]] * (1.0 - 0.6 * config["start_frac"])
+
+    def target(self, config: Mapping[str, Any]) -> np.ndarray:
+        """``(spatial_acc, adv_acc)`` after the last epoch, without noise."""
+        u = config["theta_max"] / 180.0
+        v = config["eps_max"] / 0.3
+        quality = math.exp(-((math.log10(config["lr"] / 0.05)) ** 2) / (2 * 0.3**2))
+        scale = quality * (0.85 + 0.15 * self._ramp(config))
+        spatial = 0.1 + 0.85 * scale * math.sqrt(u) * (1.0 - 0.6 * v**2)
+        adversarial = 0.02 + 0.85 * scale * v**0.7 * (1.0 - 0.4 * u**2)
+        return np.array([spatial, adversarial])
+
+    def tau(self, config: Mapping[str, Any]) -> float:
+        """The learning curve's time constant in epochs: larger for ramped curricula and small
+        learning rates."""
+        speed = (0.05 / config["lr"]) ** 0.3
+        return 0.15 * self.epochs * speed * (1.0 + 0.8 * self._ramp(config))
+
+    def mean(self, config: Mapping[str, Any], epoch: int) -> np.ndarray:
+        """The noise-free objectives after ``epoch`` epochs (``target`` at the last)."""
+        tau = self.tau(config)
+        progress = (1.0 - math.exp(-epoch / tau)) / (1.0 - math.exp(-self.epochs / tau))
+        return self.target(config) * progress
+
+    def report(self, config: Mapping[str, Any], epoch: int, rng: np.random.Generator) -> dict:
+        """What the trainable reports after ``epoch``: noisy objectives, ``epoch``, ``final``."""
+        final = epoch >= self.epochs
+        noise = self.final_noise if final else self.epoch_noise
+        values = np.clip(self.mean(config, epoch) + rng.normal(0.0, noise, 2), 0.0, 1.0)
+        return {"epoch": epoch, "spatial_acc": values[0], "adv_acc": values[1], "final": final}
+
+
+def true_front_hypervolume(problem: SyntheticCurricula, samples: int = 200_000) -> float:
+    """The hypervolume of the problem's true front: both objectives peak, for every
+    ``(theta_max, eps_max)``, at ``lr = 0.05`` with a full ramp (cosine from 0), so the front is
+    that of those configs, sampled densely over ``(theta_max, eps_max)``."""
+    rng = np.random.default_rng(12345)
+    configs = [
+        {
+            "theta_max": t,
+            "eps_max": e,
+            "schedule": "cosine",
+            "start_frac": 0.0,
+            "lr": 0.05,
+        }
+        for t, e in zip(rng.uniform(0, 180, samples), rng.uniform(0, 0.3, samples), strict=True)
+    ]
+    return hypervolume(np.array([problem.target(c) for c in configs]), REFERENCE)
+
+
+# -- methods -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    """A sampler and a scheduler kind (``none``: every trial runs all epochs)."""
+
+    name: str
+    sampler: str  # "tpe" or "random"
+    scheduler: str  # "none", "moasha" or "asha"
+
+    def make_sampler(self, seed: int) -> Any:
+        import optuna
+
+        if self.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed)
+
+    def make_scheduler(self, epochs: int, grace: int, eta: float) -> Any:
+        from tune_jobs.schedulers import make_scheduler
+        from tune_jobs.spec import Objective, SchedulerSettings
+
+        objectives = tuple(Objective(metric, mode) for metric, mode in OBJECTIVES)
+        metric = OBJECTIVES[0][0] if self.scheduler == "asha" else None
+        settings = SchedulerSettings(self.scheduler, grace, eta, metric)
+        return make_scheduler(settings, objectives, epochs)
+
+
+METHODS = (
+    Method("moasha", "tpe", "moasha"),
+    Method("none", "tpe", "none"),
+    Method("random", "random", "none"),
+    Method("random + moasha", "random", "moasha"),
+    Method("asha (spatial_acc)", "tpe", "asha"),
+)
+
+
+def make_searcher(method: Method, seed: int) -> Any:
+    """The production searcher (no journal), on the synthetic space."""
+    from tune_jobs._optuna import JournaledOptunaSearch
+
+    return JournaledOptunaSearch(
+        space=search_space(),
+        metric=[metric for metric, _ in OBJECTIVES],
+        mode=[mode for _, mode in OBJECTIVES],
+        sampler=method.make_sampler(seed),
+    )
+
+
+@dataclass
+class Trace:
+    """Hypervolume (true values of completed trials) after each completion, by epochs spent."""
+
+    epochs: list[int] = field(default_factory=lambda: [0])
+    hypervolume: list[float] = field(default_factory=lambda: [0.0])
+    trials: int = 0
+    stopped: int = 0
+    wall_s: float = 0.0
+
+    def at(self, spent: float) -> float:
+        """The hypervolume reached once ``spent`` epochs were spent."""
+        index = int(np.searchsorted(self.epochs, spent, side="right")) - 1
+        return self.hypervolume[max(index, 0)]
+
+
+def _tell(searcher: Any, trial_id: str, result: dict | None) -> None:
+    """``on_trial_complete`` as Tune calls it, with the PRUNED rule applied (idempotent when the
+    searcher applies it itself)."""
+    from tune_jobs.schedulers import stopped_early
+
+    searcher.on_trial_complete(trial_id, None if stopped_early(result) else result)
+
+
+def simulate(
+    method: Method,
+    problem: SyntheticCurricula,
+    seed: int,
+    budget: int,
+    workers: int,
+    grace: int,
+    eta: float,
+    front_hv: float,
+) -> Trace:
+    """Run ``method`` on ``problem`` with ``workers`` simulated asynchronous workers (see the
+    module docstring).
+
+    Without early stopping the run has ``budget // problem.epochs`` trials and runs them all to
+    their last epoch (exactly ``budget`` epochs); with it, trials start while fewer than
+    ``budget`` epochs were spent and the run ends when ``budget`` is reached, cutting the trials
+    still running.
+    """
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    began = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    searcher = make_searcher(method, seed)
+    scheduler = method.make_scheduler(problem.epochs, grace, eta)
+    trace = Trace()
+    configs: dict[str, dict] = {}
+    pace: dict[str, float] = {}
+    completed: list[np.ndarray] = []
+    events: list[tuple[float, int, str, int]] = []  # (time, tie-break, trial id, epoch)
+    spent = 0
+    counter = 0
+    max_trials = budget // problem.epochs if method.scheduler == "none" else None
+
+    def start(now: float) -> None:
+        nonlocal counter
+        trial_id = f"t{counter:05d}"
+        counter += 1
+        configs[trial_id] = searcher.suggest(trial_id)
+        pace[trial_id] = float(rng.lognormal(0.0, 0.2))
+        scheduler.on_trial_add(None, SimpleNamespace(trial_id=trial_id))
+        heapq.heappush(events, (now + pace[trial_id], counter, trial_id, 1))
+
+    for _ in range(workers):
+        start(0.0)
+    while events and spent < budget:
+        now, _, trial_id, epoch = heapq.heappop(events)
+        spent += 1
+        trial = SimpleNamespace(trial_id=trial_id)
+        result = problem.report(configs[trial_id], epoch, rng)
+        decision = scheduler.on_trial_result(None, trial, result)
+        if epoch < problem.epochs and decision == TrialScheduler.CONTINUE:
+            heapq.heappush(events, (now + pace[trial_id], counter, trial_id, epoch + 1))
+            counter += 1
+            continue
+        scheduler.on_trial_complete(None, trial, result)
+        _tell(searcher, trial_id, result)
+        trace.trials += 1
+        if epoch < problem.epochs:
+            trace.stopped += 1
+        else:
+            completed.append(problem.target(configs[trial_id]))
+            trace.epochs.append(spent)
+            trace.hypervolume.append(100.0 * hypervolume(np.array(completed), REFERENCE) / front_hv)
+        if spent < budget and (max_trials is None or len(configs) < max_trials):
+            start(now)
+    trace.wall_s = time.perf_counter() - began
+    return trace
+
+
+# -- the same loop through a real Ray Tune ------------------------------------------------------
+
+
+def tune_run(
+    method: Method,
+    problem: SyntheticCurricula,
+    seed: int,
+    budget: int,
+    workers: int,
+    grace: int,
+    eta: float,
+    front_hv: float,
+    storage: str,
+) -> Trace:
+    """``method`` through a real ``Tuner`` (function trainable, ``ConcurrencyLimiter``,
+    ``reuse_actors``, the scheduler-state callback), with the budget of :func:`simulate`:
+    ``budget // epochs`` trials without early stopping, else until ``budget`` epochs were
+    reported (a ``Stopper``). Epochs are counted in the order the driver received the results.
+    """
+    import zlib
+
+    import ray
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from tune_jobs.schedulers import SchedulerStateCallback
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    began = time.perf_counter()
+    scheduler = method.make_scheduler(problem.epochs, grace, eta)
+
+    def trainable(config: dict) -> None:
+        rng = np.random.default_rng(zlib.crc32(repr(sorted(config.items())).encode()))
+        for epoch in range(1, problem.epochs + 1):
+            tune.report(problem.report(config, epoch, rng))
+
+    class Recorder(tune.Callback):
+        """Every result in the order the driver got it: (trial id, config, final)."""
+
+        def __init__(self) -> None:
+            self.results: list[tuple[str, dict, bool]] = []
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            self.results.append((trial.trial_id, dict(trial.config), bool(result["final"])))
+
+    class Budget(tune.Stopper):
+        def __init__(self, recorder: Recorder) -> None:
+            self.recorder = recorder
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return len(self.recorder.results) >= budget
+
+    recorder = Recorder()
+    full = method.scheduler == "none"
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 2 / workers}),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(make_searcher(method, seed), max_concurrent=workers),
+            scheduler=scheduler,
+            num_samples=budget // problem.epochs if full else -1,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=f"bench-{method.scheduler}-{seed}",
+            storage_path=storage,
+            stop=None if full else Budget(recorder),
+            callbacks=[recorder, SchedulerStateCallback(scheduler)],
+            verbose=0,
+        ),
+    )
+    previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # verbose=0 is silent with the old output only
+    try:
+        tuner.fit()
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = previous
+    trace = Trace(wall_s=time.perf_counter() - began)
+    completed: list[np.ndarray] = []
+    last: dict[str, bool] = {}
+    for spent, (trial_id, config, final) in enumerate(recorder.results[:budget], start=1):
+        last[trial_id] = final
+        if final:
+            completed.append(problem.target(config))
+            trace.epochs.append(spent)
+            trace.hypervolume.append(100.0 * hypervolume(np.array(completed), REFERENCE) / front_hv)
+    trace.trials = len(last)
+    trace.stopped = sum(not final for final in last.values())
+    return trace
+
+
+# -- summary -----------------------------------------------------------------------------------
+
+
+def mean_curve(traces: Sequence[Trace], grid: np.ndarray) -> np.ndarray:
+    return np.array([[trace.at(t) for t in grid] for trace in traces]).mean(axis=0)
+
+
+def epochs_to_reach(curve: np.ndarray, grid: np.ndarray, level: float) -> float:
+    """The first point of ``grid`` where ``curve`` reaches ``level`` (NaN if never)."""
+    reached = np.flatnonzero(curve >= level - 1e-9)
+    return float(grid[reached[0]]) if len(reached) else math.nan
+
+
+@dataclass(frozen=True)
+class Settings:
+    epochs: int = 27
+    trials: int = 32
+    workers: int = 4
+    seeds: int = 12
+    grace: int = 1
+    eta: float = 3.0
+
+    @property
+    def budget(self) -> int:
+        return self.trials * self.epochs
+
+
+def measure(settings: Settings, methods: Sequence[Method] = METHODS) -> dict[str, list[Trace]]:
+    problem = SyntheticCurricula(epochs=settings.epochs)
+    front_hv = true_front_hypervolume(problem)
+    traces: dict[str, list[Trace]] = {}
+    for method in methods:
+        traces[method.name] = [
+            simulate(
+                method,
+                problem,
+                seed,
+                settings.budget,
+                settings.workers,
+                settings.grace,
+                settings.eta,
+                front_hv,
+            )
+            for seed in range(settings.seeds)
+        ]
+    return traces
+
+
+def _fmt(values: Sequence[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} +- {statistics.stdev(values):.1f}"
+
+
+def seed_fractions(runs: Sequence[Trace], baseline: Sequence[Trace], budget: int) -> list[float]:
+    """Per seed: the fraction of ``budget`` after which ``runs[i]`` reaches the final
+    hypervolume of ``baseline[i]`` (the same seed without early stopping); inf if never."""
+    grid = np.arange(0, budget + 1)
+    fractions = []
+    for run, base in zip(runs, baseline, strict=True):
+        curve = np.array([run.at(t) for t in grid])
+        reach = epochs_to_reach(curve, grid, base.at(budget))
+        fractions.append(math.inf if math.isnan(reach) else reach / budget)
+    return fractions
+
+
+def table(settings: Settings, traces: Mapping[str, list[Trace]]) -> str:
+    """Mean +- sd hypervolume at fractions of the budget, and epochs to match no early
+    stopping's final hypervolume, per method."""
+    budget = settings.budget
+    grid = np.arange(0, budget + 1)
+    goal = mean_curve(traces["none"], grid)[-1]
+    fractions = (0.1, 0.25, 0.4, 1.0)
+    header = [
+        "method",
+        *(f"HV @{int(f * 100)}%" for f in fractions),
+        "to match",
+        "per seed",
+        "trials",
+        "stopped",
+    ]
+    rows = [header]
+    for name, runs in traces.items():
+        hv = [_fmt([run.at(f * budget) for run in runs]) for f in fractions]
+        reach = epochs_to_reach(mean_curve(runs, grid), grid, goal)
+        match = "never" if math.isnan(reach) else f"{reach / budget:.0%}"
+        per_seed = statistics.median(seed_fractions(runs, traces["none"], budget))
+        per_seed_text = "never" if math.isinf(per_seed) else f"{per_seed:.0%}"
+        trials = statistics.mean(run.trials for run in runs)
+        stopped = statistics.mean(run.stopped / max(run.trials, 1) for run in runs)
+        rows.append([name, *hv, match, per_seed_text, f"{trials:.0f}", f"{stopped:.0%}"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def results(settings: Settings, traces: Mapping[str, list[Trace]], note: str) -> list[Result]:
+    budget = settings.budget
+    grid = np.arange(0, budget + 1)
+    goal = mean_curve(traces["none"], grid)[-1]
+    rows = []
+    for name, runs in traces.items():
+        if name == "none":
+            continue
+        reach = epochs_to_reach(mean_curve(runs, grid), grid, goal)
+        ours = math.inf if math.isnan(reach) else reach
+        is_target = name == "moasha"
+        rows.append(
+            Result(
+                f"moasha/{name}: epochs to reach no-ES final HV",
+                ours,
+                float(budget),
+                unit="epochs",
+                target=f">= {TARGET_RATIO:g}x" if is_target else "",
+                ok=(budget / ours >= TARGET_RATIO) if is_target else None,
+                note=note if is_target else "",
+                extra={
+                    "hv_at_40%": [run.at(0.4 * budget) for run in runs],
+                    "per_seed_fraction": seed_fractions(runs, traces["none"], budget),
+                },
+            )
+        )
+    moasha = [run.at(0.4 * budget) for run in traces["moasha"]]
+    none = [run.at(budget) for run in traces["none"]]
+    rows.append(
+        Result(
+            "moasha/moasha: HV at 40% of the epochs vs no-ES at 100%",
+            statistics.mean(moasha),
+            statistics.mean(none),
+            unit="% HV",
+            target="ours >= baseline",
+            ok=statistics.mean(moasha) >= statistics.mean(none),
+            note="mean over seeds; HV in % of the synthetic problem's true front",
+        )
+    )
+    return rows
+
+
+def run(quick: bool, device: str) -> list[Result]:
+    """The benchmark: the simulation (both modes) and, in full mode, a real Ray Tune check."""
+    settings = Settings(seeds=4, trials=24) if quick else Settings()
+    traces = measure(settings)
+    print(table(settings, traces), file=sys.stderr, flush=True)
+    note = (
+        f"simulated asynchronous Tune loop, {settings.workers} workers, {settings.seeds} seeds, "
+        f"{settings.trials} trials x {settings.epochs} epochs = {settings.budget} epochs budget, "
+        f"grace {settings.grace}, eta {settings.eta:g}; ours: epochs until MO-ASHA's mean HV "
+        "reaches no early stopping's final mean HV"
+    )
+    rows = results(settings, traces, note)
+    if not quick:
+        rows.extend(_real_tune_check(settings))
+    return rows
+
+
+def _real_tune_check(settings: Settings) -> list[Result]:
+    import tempfile
+
+    local_ray()
+    problem = SyntheticCurricula(epochs=settings.epochs)
+    front_hv = true_front_hypervolume(problem)
+    traces = {}
+    with tempfile.TemporaryDirectory(prefix="bench-moasha-") as storage:
+        for method in METHODS[:2]:
+            traces[method.name] = tune_run(
+                method,
+                problem,
+                0,
+                settings.budget,
+                settings.workers,
+                settings.grace,
+                settings.eta,
+                front_hv,
+                storage,
+            )
+    budget = settings.budget
+    moasha, none = traces["moasha"], traces["none"]
+    print(
+        "real Ray Tune, seed 0: "
+        + "; ".join(
+            f"{name}: {t.trials} trials, {t.stopped} stopped, HV@40% {t.at(0.4 * budget):.1f}, "
+            f"HV@100% {t.at(budget):.1f}, {t.wall_s:.0f} s"
+            for name, t in traces.items()
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
+    return [
+        Result(
+            "moasha/real Ray Tune, seed 0: HV at 40% vs no-ES at 100%",
+            moasha.at(0.4 * budget),
+            none.at(budget),
+            unit="% HV",
+            note=(
+                f"one seed through a real Tuner: moasha {moasha.trials} trials "
+                f"({moasha.stopped} stopped, {moasha.wall_s:.0f} s), none {none.trials} trials "
+                f"({none.wall_s:.0f} s)"
+            ),
+        )
+    ]
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv[1:]
+    print(format_table(run(quick, "cpu")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
