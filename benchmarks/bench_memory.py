@@ -9,11 +9,12 @@ them: the honest measure when memory is shared), and its peak RSS (``ru_maxrss``
 trials, both measure while both are alive (they wait for each other). Three ways of getting the
 data into the trials, each with one trial and with two concurrent ones (two only, with --quick):
 
-- ``library``: the ``ImageDataset`` through ``tune.with_parameters``, as ``tune_jobs.runner``
-  ships it (``ray.put`` once by the driver, ``ray.get`` in each trial);
+- ``library``: what ``tune_jobs.runner`` ships: ``ImageDataset.to_shared()`` (numpy arrays)
+  through ``tune.with_parameters`` (``ray.put`` once by the driver), turned back into tensors
+  over the same memory with ``SharedDataset.to_dataset()`` in each trial;
 - ``own copy`` (baseline): each trial loads its own copy from a file (``torch.load``);
-- ``numpy`` (the proposed fix): the same arrays shipped as numpy arrays through
-  ``tune.with_parameters`` and wrapped with ``torch.from_numpy`` in the trial.
+- ``tensors`` (what the library did before): the ``ImageDataset`` of torch tensors itself through
+  ``tune.with_parameters``; Ray copies torch tensors into every worker.
 
 The figure per trial is its USS above the worker's own floor (the USS of a trial process that has
 built a first ``Trial`` on a tiny dataset and loaded nothing else yet, measured in the ``own copy``
@@ -30,7 +31,6 @@ import re
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +57,6 @@ def _dataset(megabytes: int, n_min: int = 0) -> Any:
 
 
 _KEYS = ("train_images", "train_labels", "test_images", "test_labels")
-
-
-def _as_numpy(dataset: Any) -> dict[str, Any]:
-    return {"info": dataset.info, **{k: getattr(dataset, k).numpy() for k in _KEYS}}
-
-
-def _from_numpy(arrays: dict[str, Any]) -> Any:
-    from trainables.datasets import ImageDataset
-
-    with warnings.catch_warnings():  # the arrays are read-only views of the object store
-        warnings.simplefilter("ignore", UserWarning)
-        tensors = [torch.from_numpy(arrays[k]) for k in _KEYS]
-    return ImageDataset(arrays["info"], *tensors)
 
 
 def _memory() -> dict[str, float]:
@@ -123,8 +110,8 @@ def measure_trial(config: dict[str, Any], data: Any = None) -> None:
         tensors = torch.load(config["path"], map_location="cpu", weights_only=True)
         dataset = ImageDataset(SYNTHETIC_DIGITS_INFO, *(tensors[k] for k in _KEYS))
         del tensors
-    elif variant == "numpy":
-        dataset = _from_numpy(data)
+    elif variant == "library":
+        dataset = data.to_dataset()
     else:
         dataset = data
     trial = Trial(TrialConfig.from_dict(_trial_config()), dataset)
@@ -163,9 +150,9 @@ def _run_variant(
 
     before = _plasma_mb()
     if variant == "library":
+        trainable = tune.with_parameters(measure_trial, data=dataset.to_shared())
+    elif variant == "tensors":
         trainable = tune.with_parameters(measure_trial, data=dataset)
-    elif variant == "numpy":
-        trainable = tune.with_parameters(measure_trial, data=_as_numpy(dataset))
     else:
         trainable = measure_trial
     store = _plasma_mb() - before
@@ -204,7 +191,7 @@ def run(quick: bool, device: str) -> list[Result]:
         path = str(Path(workdir, "dataset.pt"))
         torch.save({k: getattr(dataset, k) for k in _KEYS}, path)
         for trials in counts:
-            for variant in ("library", "own copy", "numpy"):
+            for variant in ("library", "own copy", "tensors"):
                 reports[variant, trials], stores[variant] = _run_variant(
                     variant, trials, dataset, path, workdir
                 )
@@ -229,7 +216,7 @@ def run(quick: bool, device: str) -> list[Result]:
     results = []
     for trials in counts:
         base = summary("own copy", trials)
-        for variant in ("library", "numpy"):
+        for variant in ("library", "tensors"):
             ours = summary(variant, trials)
             shared = ours["uss_over_floor"] < 0.25 * dataset_mb
             results.append(
