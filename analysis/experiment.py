@@ -47,7 +47,7 @@ UNFINISHED = "UNFINISHED"
 
 # Fields Ray adds to every result that say nothing about the model; left out of ``trials``
 # (``history`` keeps them).
-_BOOKKEEPING = frozenset(
+RESULT_BOOKKEEPING = frozenset(
     {
         "config",
         "node_id",
@@ -380,7 +380,9 @@ def _read_trial(
         completed = info.get("last_result_time") if same_epoch else None
         completed = completed if completed is not None else last.get("timestamp")
     record: dict[str, Any] = {
-        key: value for key, value in last.items() if key not in _BOOKKEEPING and _scalar(value)
+        key: value
+        for key, value in last.items()
+        if key not in RESULT_BOOKKEEPING and _scalar(value)
     }
     epochs_done = last.get("epoch", last.get("training_iteration", 0)) or 0
     record.update(

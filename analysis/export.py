@@ -36,6 +36,7 @@ import pandas as pd
 
 from analysis.experiment import (
     CHECKPOINT_FILE,
+    RESULT_BOOKKEEPING,
     Experiment,
     load_experiment,
     require_results,
@@ -52,27 +53,6 @@ INDEX_FILE = "index.csv"
 FORMAT = "cusp-tune-model"
 FORMAT_VERSION = 1
 PROFILES = ("both", "rotation", "eps", "none")
-
-_NOT_METRICS = frozenset(
-    {
-        "config",
-        "node_id",
-        "pid",
-        "hostname",
-        "node_ip",
-        "checkpoint_dir_name",
-        "should_checkpoint",
-        "done",
-        "trial_id",
-        "date",
-        "timestamp",
-        "time_this_iter_s",
-        "time_since_restore",
-        "iterations_since_restore",
-        "training_iteration",
-        "final",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -121,7 +101,11 @@ def final_metrics(experiment: Experiment, trial_id: str) -> dict[str, float]:
     last = rows.iloc[-1].to_dict()
     metrics = {}
     for key, value in last.items():
-        if key in _NOT_METRICS or isinstance(value, bool) or not isinstance(value, int | float):
+        if (
+            key in RESULT_BOOKKEEPING
+            or isinstance(value, bool)
+            or not isinstance(value, int | float)
+        ):
             continue
         if isinstance(value, float) and math.isnan(value):
             continue
