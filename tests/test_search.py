@@ -100,6 +100,19 @@ def _wait_for_mid_search(experiment: Path, epochs: int, process, timeout: float 
     pytest.fail("the search never reached a state with finished and running trials")
 
 
+def _resume(experiment: Path) -> subprocess.CompletedProcess:
+    """``cusp-tune resume`` in a fresh process; it must succeed."""
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tune_jobs", "resume", str(experiment)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    return resumed
+
+
 def _kill_session(process: subprocess.Popen, sig: int) -> None:
     """Signal every process of the driver's session (the driver and the Ray it started)."""
     sid = process.pid
@@ -135,14 +148,7 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
     if sig == signal.SIGINT:
         assert f"cusp-tune resume {experiment}" in output
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "tune_jobs", "resume", str(experiment)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    resumed = _resume(experiment)
     assert "4 of 4 trials completed" in resumed.stdout
     trial_dirs = _trial_dirs(experiment)
     assert len(trial_dirs) == 4
@@ -194,14 +200,7 @@ def test_truncated_checkpoint_fails_only_its_trial_on_resume(tmp_path):
     for checkpoint in victim.glob("checkpoint_*/trial.pt"):
         checkpoint.write_bytes(checkpoint.read_bytes()[:100])
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "tune_jobs", "resume", str(experiment)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    resumed = _resume(experiment)
     assert "3 of 4 trials completed" in resumed.stdout
     assert "cannot be loaded" in (victim / "error.txt").read_text()
     for directory in _trial_dirs(experiment):
