@@ -20,6 +20,7 @@ as their scripts do.
 from __future__ import annotations
 
 import copy
+import time
 
 import torch
 import torch.nn.functional as F
@@ -81,10 +82,29 @@ def _sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
 
+def _our_epoch(model, optimizer, images, labels, generator, *, amp: bool = False):
+    from trainables.training import AttackSettings, train_epoch
+
+    train_epoch(
+        model,
+        optimizer,
+        images,
+        labels,
+        theta_deg=THETA,
+        translate_px=0.0,
+        eps=EPS,
+        method="pgd",
+        attack=AttackSettings(steps=STEPS, step_size=STEP_SIZE),
+        batch_size=BATCH,
+        generator=generator,
+        amp=amp,
+    )
+
+
 def run(quick: bool, device: str) -> list[Result]:
+    from trainables.acceleration import accelerate, autotune_convolutions
     from trainables.datasets import load_dataset
     from trainables.models import build_model
-    from trainables.training import AttackSettings, train_epoch
 
     n = 256 if quick else 2000
     repeats = 3 if quick else 5
@@ -94,30 +114,19 @@ def run(quick: bool, device: str) -> list[Result]:
     model = build_model(
         "stdcnn", info.channels, info.num_classes, info.image_size, mean=info.mean, std=info.std
     )
-    ours_model = copy.deepcopy(model).to(device)
+    on_gpu = device.startswith("cuda")
+    autotune_convolutions(torch.device(device))  # as Trial does
+    # ours as a Trial builds it (channels_last by default); theirs as their scripts do
+    ours_model = accelerate(copy.deepcopy(model), torch.device(device))
     their_model = copy.deepcopy(model).to(device)
     ours_opt, their_opt = _sgd(ours_model), _sgd(their_model)
 
     images, labels = data.train_images.to(device), data.train_labels.to(device)
     generator = torch.Generator(device=device).manual_seed(0)
-    attack = AttackSettings(steps=STEPS, step_size=STEP_SIZE)
 
     def ours() -> None:
-        train_epoch(
-            ours_model,
-            ours_opt,
-            images,
-            labels,
-            theta_deg=THETA,
-            translate_px=0.0,
-            eps=EPS,
-            method="pgd",
-            attack=attack,
-            batch_size=BATCH,
-            generator=generator,
-        )
+        _our_epoch(ours_model, ours_opt, images, labels, generator)
 
-    on_gpu = device.startswith("cuda")
     num_workers = 2 if on_gpu else 0
     loader = torch.utils.data.DataLoader(
         PILRotationDataset(data.train_images.numpy(), data.train_labels.numpy(), THETA),
@@ -131,17 +140,56 @@ def run(quick: bool, device: str) -> list[Result]:
     def theirs() -> None:
         authors_epoch(their_model, their_opt, loader, device)
 
-    timing = time_alternating(ours, theirs, repeats=repeats, warmup=1, sync=device_sync(device))
+    sync = device_sync(device)
+    timing = time_alternating(ours, theirs, repeats=repeats, warmup=1, sync=sync)
     target = CUDA_TARGET if on_gpu else None
     note = (
         f"stdcnn, {n} synthetic digits, batch {BATCH}, rotation +-{THETA:g} deg then PGD eps "
-        f"{EPS} ({STEPS} x {STEP_SIZE:g}), SGD; theirs: PIL RandomRotation + ToTensor in a "
-        f"DataLoader (num_workers={num_workers}), PGD with loss.backward() on the input"
+        f"{EPS} ({STEPS} x {STEP_SIZE:g}), SGD; ours channels_last (the Trial default); theirs: "
+        f"PIL RandomRotation + ToTensor in a DataLoader (num_workers={num_workers}), PGD with "
+        "loss.backward() on the input"
     )
     if not on_gpu:
         note += f"; the {CUDA_TARGET:g}x target is for --device cuda"
-    return [
+    results = [
         ratio_result(
             f"epoch pgd-at ({device})", timing, min_ratio=target, note=note, cpu_note=not on_gpu
         )
     ]
+    results += _fast_path_rows(model, images, labels, device, quick=quick, repeats=repeats)
+    return results
+
+
+def _fast_path_rows(model, images, labels, device: str, *, quick: bool, repeats: int):
+    """Our epoch with each fast-path option against our epoch without it (same process)."""
+    from trainables.acceleration import accelerate
+
+    on_gpu = device.startswith("cuda")
+    nhwc = {"channels_last": True}
+    # (row, options with, options without, bf16 autocast with)
+    variants = [("channels_last vs contiguous", nhwc, {"channels_last": False}, False)]
+    if on_gpu:
+        variants.append(("bf16 autocast vs fp32", nhwc, nhwc, True))
+    if on_gpu or not quick:  # a compile takes 25-40 s on the CPU
+        variants.append(("torch.compile vs eager", {**nhwc, "compile": True}, nhwc, False))
+
+    def epoch_of(options: dict, amp: bool):
+        net = accelerate(copy.deepcopy(model), torch.device(device), **options)
+        optimizer = _sgd(net)
+        generator = torch.Generator(device=device).manual_seed(0)
+        return lambda: _our_epoch(net, optimizer, images, labels, generator, amp=amp)
+
+    rows = []
+    for label, with_options, without_options, amp in variants:
+        fast, plain = epoch_of(with_options, amp), epoch_of(without_options, False)
+        start = time.perf_counter()
+        fast()  # the first epoch compiles, when asked to
+        first_epoch = time.perf_counter() - start
+        timing = time_alternating(fast, plain, repeats=repeats, warmup=1, sync=device_sync(device))
+        note = (
+            f"ours with the option against ours without, same epoch as above; its first "
+            f"epoch (with torch.compile: the compile) took {first_epoch:.1f} s"
+        )
+        name = f"epoch fast path ({device}): {label}"
+        rows.append(ratio_result(name, timing, note=note, cpu_note=not on_gpu))
+    return rows

@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from trainables.spatial import affine_batch, random_spatial, rotation_grid, sample_spatial_params
+from trainables.spatial import (
+    affine_batch,
+    affine_matrices,
+    random_spatial,
+    rotation_grid,
+    sample_spatial_params,
+    sampling_grid,
+)
 
 
 @pytest.fixture
@@ -73,3 +81,17 @@ def test_rotation_grid_covers_range():
     )
     assert rotation_grid(30.0, 1) == [0.0]
     assert len(rotation_grid(3.0, 5)) == 5
+
+
+@pytest.mark.parametrize(("height", "width"), [(28, 28), (32, 32), (20, 36)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sampling_grid_equals_affine_grid(height, width, dtype):
+    generator = torch.Generator().manual_seed(0)
+    angles = torch.rand(6, generator=generator, dtype=dtype) * 360 - 180
+    shifts = torch.rand(6, 2, generator=generator, dtype=dtype) * 10 - 5
+    matrices = affine_matrices(angles, shifts, height, width)
+    expected = F.affine_grid(matrices, [6, 1, height, width], align_corners=False)
+    grid = sampling_grid(matrices, height, width)
+    assert grid.shape == expected.shape and grid.dtype == dtype
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(grid, expected, atol=tolerance, rtol=0)

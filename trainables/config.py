@@ -65,7 +65,9 @@ class TrialConfig:
     eval_batch_size: int = 500
     final_profiles: bool = True
     seed: int = 0
-    amp: bool = False
+    amp: bool = False  # bf16 autocast in training, on CUDA
+    channels_last: bool = True  # NHWC weights and activations (faster on CPU and CUDA)
+    compile: bool = False  # torch.compile the model (for CUDA; slower on the CPU)
     device: str = "auto"
     checkpoint_every: int = 1
     curriculum: Mapping[str, Any] = field(default_factory=dict)

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 def affine_matrices(
     angles_deg: torch.Tensor, translations_px: torch.Tensor, height: int, width: int
 ) -> torch.Tensor:
-    """The ``(N, 2, 3)`` sampling matrices for ``F.affine_grid`` (``align_corners=False``).
+    """The ``(N, 2, 3)`` sampling matrices of ``F.affine_grid`` (``align_corners=False``).
 
-    ``affine_grid`` maps each *output* location to the *input* location it samples, so the matrix
-    is the inverse transform, written in normalised coordinates (``[-1, 1]`` across each axis).
+    The matrix maps each *output* location to the *input* location it samples, so it is the
+    inverse transform, written in normalised coordinates (``[-1, 1]`` across each axis).
     """
     radians = torch.deg2rad(angles_deg)
     cos, sin = torch.cos(radians), torch.sin(radians)
@@ -61,12 +61,28 @@ def affine_batch(
         shifts = torch.zeros(n, 2, device=images.device, dtype=compute_dtype)
     else:
         shifts = translations_px.to(device=images.device, dtype=compute_dtype).reshape(n, 2)
-    matrices = affine_matrices(angles, shifts, height, width)
-    grid = F.affine_grid(matrices, [n, images.shape[1], height, width], align_corners=False)
+    grid = sampling_grid(affine_matrices(angles, shifts, height, width), height, width)
     out = F.grid_sample(
         images.to(compute_dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )
     return out.to(images.dtype)
+
+
+def sampling_grid(matrices: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The ``(N, H, W, 2)`` grid ``F.affine_grid(matrices, (N, C, H, W), align_corners=False)``
+    returns, built by broadcasting.
+
+    ``affine_grid`` multiplies a ``(H*W, 3)`` matrix of pixel centres by each ``(3, 2)`` matrix
+    (a batched matmul that is half the CPU cost of a rotation); an affine map of a regular grid
+    is a sum of an outer product per axis, which costs one fused multiply-add per grid value.
+    """
+    n = matrices.shape[0]
+    options = {"dtype": matrices.dtype, "device": matrices.device}
+    # Pixel centres in normalised coordinates (align_corners=False).
+    xs = (torch.arange(width, **options) * 2 + 1) / width - 1
+    ys = (torch.arange(height, **options) * 2 + 1) / height - 1
+    column_x, column_y, offset = (matrices[:, :, k].view(n, 1, 1, 2) for k in range(3))
+    return column_x * xs.view(1, 1, width, 1) + (column_y * ys.view(1, height, 1, 1) + offset)
 
 
 def sample_spatial_params(
@@ -131,5 +147,6 @@ __all__ = [
     "random_spatial",
     "rotation_grid",
     "sample_spatial_params",
+    "sampling_grid",
     "translate_px",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from trainables.acceleration import accelerate, autotune_convolutions
 from trainables.config import TrialConfig
 from trainables.curriculum import Curriculum
 from trainables.datasets import DatasetInfo, ImageDataset
@@ -115,7 +116,11 @@ class Trial:
                 mean=self.info.mean,
                 std=self.info.std,
                 **config.model_options,
-            ).to(self.device)
+            )
+        autotune_convolutions(self.device)
+        accelerate(
+            self.model, self.device, channels_last=config.channels_last, compile=config.compile
+        )
         self.optimizer = build_optimizer(
             self.model, config.lr, config.momentum, config.weight_decay
         )
@@ -180,7 +185,9 @@ class Trial:
 
     def final_metrics(self) -> dict[str, Any]:
         """Full test-set evaluation of the exported (plain torch) model, with profiles."""
-        model = export_model(self.model).to(self.device)
+        model = accelerate(
+            export_model(self.model), self.device, channels_last=self.config.channels_last
+        )
         metrics: dict[str, Any] = dict(
             evaluate(model, self.test_images, self.test_labels, self.eval)
         )
