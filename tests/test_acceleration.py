@@ -52,6 +52,8 @@ def test_trial_lays_out_its_model_as_its_config_says(digits, tmp_path):
     assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
     plain = Trial(TrialConfig.from_dict({**TINY, "channels_last": False}), digits, CPU)
     assert all(w.is_contiguous() for w in _conv_weights(plain.model))
+    gcnn = TrialConfig.from_dict({**TINY, "model": "gcnn-c4"})
+    assert gcnn.channels_last is None and not gcnn.uses_channels_last  # the model's choice
 
     # checkpoints do not depend on the layout: one written NHWC loads into an NCHW trial
     fast.run_epoch()
@@ -89,7 +91,7 @@ def test_job_spec_sets_the_fast_path_for_every_trial():
     from tune_jobs.spec import load_job
 
     default = TrialConfig.from_dict(load_job("quickstart").trial)
-    assert default.channels_last is True and default.compile is False
+    assert default.uses_channels_last and default.compile is False  # quickstart: stdcnn
     job = load_job(
         "quickstart",
         {"training.compile": True, "training.channels_last": False, "training.amp": True},

@@ -3,10 +3,12 @@
 (bf16 autocast is the ``amp`` flag of :func:`trainables.training.train_epoch`.)
 
 What each choice was measured to do (``benchmarks/README.md``, 1 CPU thread): ``channels_last``
-makes a PGD-AT epoch 1.14-1.33x faster for the plain CNNs and 1.02-1.04x for the e2cnn models,
-so it is on by default. ``torch.compile`` costs a 25-40 s compile per trial process and then
-ran 1.3-2x *slower* than eager on the CPU, so it is off by default and meant for CUDA, where the
-compiled kernels pay for the compile in long trials.
+makes a PGD-AT epoch 1.18-1.33x faster for stdcnn, lenet and resnet18 and 1.02x for vgg16; for
+the e2cnn models it was within noise either way (0.91-1.09x), so a ``Trial`` uses it for the
+models registered with ``channels_last=True`` (the plain CNNs) unless told otherwise.
+``torch.compile`` costs a 25-40 s compile per trial process and then ran 1.3-2x *slower* than
+eager on the CPU, so it is off by default and meant for CUDA, where compiled kernels pay for the
+compile in long trials.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class TrialConfig:
     final_profiles: bool = True
     seed: int = 0
     amp: bool = False  # bf16 autocast in training, on CUDA
-    channels_last: bool = True  # NHWC weights and activations (faster on CPU and CUDA)
+    channels_last: bool | None = None  # NHWC weights; None: the model's choice (plain CNNs)
     compile: bool = False  # torch.compile the model (for CUDA; slower on the CPU)
     device: str = "auto"
     checkpoint_every: int = 1
@@ -115,6 +115,13 @@ class TrialConfig:
                 f"{info.image_size}x{info.channels} images; choose another model"
             )
         self.build_curriculum()
+
+    @property
+    def uses_channels_last(self) -> bool:
+        """``channels_last``, or when unset the model's registered preference."""
+        if self.channels_last is None:
+            return get_model_spec(self.model).channels_last
+        return self.channels_last
 
     @property
     def model_options(self) -> dict[str, Any]:

@@ -119,7 +119,7 @@ class Trial:
             )
         autotune_convolutions(self.device)
         accelerate(
-            self.model, self.device, channels_last=config.channels_last, compile=config.compile
+            self.model, self.device, channels_last=config.uses_channels_last, compile=config.compile
         )
         self.optimizer = build_optimizer(
             self.model, config.lr, config.momentum, config.weight_decay
@@ -186,7 +186,7 @@ class Trial:
     def final_metrics(self) -> dict[str, Any]:
         """Full test-set evaluation of the exported (plain torch) model, with profiles."""
         model = accelerate(
-            export_model(self.model), self.device, channels_last=self.config.channels_last
+            export_model(self.model), self.device, channels_last=self.config.uses_channels_last
         )
         metrics: dict[str, Any] = dict(
             evaluate(model, self.test_images, self.test_labels, self.eval)

@@ -232,7 +232,9 @@ def _build(group: str, **kwargs: Any) -> nn.Module:
     return EquivariantCNN(group=group, width=width, **kwargs)
 
 
-@register_model("gcnn-c4", image_sizes=(28, 32), in_channels=(1, 3), group="C4")
+@register_model(
+    "gcnn-c4", image_sizes=(28, 32), in_channels=(1, 3), group="C4", channels_last=False
+)
 def gcnn_c4(
     *, in_channels: int, num_classes: int, image_size: int, normalize: Normalize, width: float = 1.0
 ) -> nn.Module:
@@ -247,7 +249,9 @@ def gcnn_c4(
     )
 
 
-@register_model("gcnn-c8", image_sizes=(28, 32), in_channels=(1, 3), group="C8")
+@register_model(
+    "gcnn-c8", image_sizes=(28, 32), in_channels=(1, 3), group="C8", channels_last=False
+)
 def gcnn_c8(
     *, in_channels: int, num_classes: int, image_size: int, normalize: Normalize, width: float = 1.0
 ) -> nn.Module:
@@ -262,7 +266,9 @@ def gcnn_c8(
     )
 
 
-@register_model("gcnn-d4", image_sizes=(28, 32), in_channels=(1, 3), group="D4")
+@register_model(
+    "gcnn-d4", image_sizes=(28, 32), in_channels=(1, 3), group="D4", channels_last=False
+)
 def gcnn_d4(
     *, in_channels: int, num_classes: int, image_size: int, normalize: Normalize, width: float = 1.0
 ) -> nn.Module:
