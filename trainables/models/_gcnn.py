@@ -30,7 +30,7 @@ from torch import nn
 
 from trainables.models._cnn import check_width
 from trainables.models._common import GroupMaxPool, Normalize
-from trainables.models._registry import register_model
+from trainables.models._registry import ModelBuilder, register_model
 
 # (fields of the C4 model, kernel size, max-pool after) for each R2Conv-IBN-ReLU block.
 _C4_PLAN: tuple[tuple[int, int, bool], ...] = (
@@ -227,57 +227,46 @@ def _unpickle(
     return model.train(training)
 
 
-def _build(group: str, **kwargs: Any) -> nn.Module:
-    width = check_width(f"gcnn-{group.lower()}", kwargs.pop("width"))
-    return EquivariantCNN(group=group, width=width, **kwargs)
+def _gcnn_builder(group: str, summary: str) -> ModelBuilder:
+    """The registry builder of the ``group``-equivariant CNN (options: ``width``)."""
+    name = f"gcnn-{group.lower()}"
+
+    def build(
+        *,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        normalize: Normalize,
+        width: float = 1.0,
+    ) -> nn.Module:
+        return EquivariantCNN(
+            group=group,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            image_size=image_size,
+            normalize=normalize,
+            width=check_width(name, width),
+        )
+
+    build.__doc__ = summary
+    build.__name__ = name.replace("-", "_")
+    return build
 
 
-@register_model(
-    "gcnn-c4", image_sizes=(28, 32), in_channels=(1, 3), group="C4", channels_last=False
-)
-def gcnn_c4(
-    *, in_channels: int, num_classes: int, image_size: int, normalize: Normalize, width: float = 1.0
-) -> nn.Module:
-    """C4-equivariant CNN (e2cnn, 8-8-16-16 regular fields x width), invariant logits."""
-    return _build(
-        "C4",
-        in_channels=in_channels,
-        num_classes=num_classes,
-        image_size=image_size,
-        normalize=normalize,
-        width=width,
-    )
-
-
-@register_model(
-    "gcnn-c8", image_sizes=(28, 32), in_channels=(1, 3), group="C8", channels_last=False
-)
-def gcnn_c8(
-    *, in_channels: int, num_classes: int, image_size: int, normalize: Normalize, width: float = 1.0
-) -> nn.Module:
-    """C8-equivariant CNN (e2cnn, 6-6-11-11 regular fields x width), invariant logits."""
-    return _build(
-        "C8",
-        in_channels=in_channels,
-        num_classes=num_classes,
-        image_size=image_size,
-        normalize=normalize,
-        width=width,
-    )
-
-
-@register_model(
-    "gcnn-d4", image_sizes=(28, 32), in_channels=(1, 3), group="D4", channels_last=False
-)
-def gcnn_d4(
-    *, in_channels: int, num_classes: int, image_size: int, normalize: Normalize, width: float = 1.0
-) -> nn.Module:
-    """D4-equivariant CNN (e2cnn, 6-6-11-11 regular fields x width), rotation/flip-invariant."""
-    return _build(
+# The e2cnn models gain nothing from channels_last (benchmarks/bench_layout.py).
+for _group, _summary in (
+    ("C4", "C4-equivariant CNN (e2cnn, 8-8-16-16 regular fields x width), invariant logits."),
+    ("C8", "C8-equivariant CNN (e2cnn, 6-6-11-11 regular fields x width), invariant logits."),
+    (
         "D4",
-        in_channels=in_channels,
-        num_classes=num_classes,
-        image_size=image_size,
-        normalize=normalize,
-        width=width,
-    )
+        "D4-equivariant CNN (e2cnn, 6-6-11-11 regular fields x width), rotation/flip-invariant.",
+    ),
+):
+    register_model(
+        f"gcnn-{_group.lower()}",
+        image_sizes=(28, 32),
+        in_channels=(1, 3),
+        group=_group,
+        channels_last=False,
+    )(_gcnn_builder(_group, _summary))
+del _group, _summary
