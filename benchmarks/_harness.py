@@ -117,7 +117,9 @@ class Result:
     """One row of the results table.
 
     ``ours`` and ``baseline`` are medians in ``unit`` (seconds unless stated); ``ratio`` is
-    ``baseline / ours``. ``target`` says what was aimed at in words (empty: for information);
+    ``baseline / ours``, or ``ours / baseline`` for a quantity where more is better
+    (``higher_is_better``, e.g. a hypervolume; the cell then says so), so that above 1 always
+    means ours is better. ``target`` says what was aimed at in words (empty: for information);
     ``ok`` is whether it was met (None: no target, or the row was skipped). ``note`` says what
     was compared, and how, under the table.
     """
@@ -130,9 +132,12 @@ class Result:
     ok: bool | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    higher_is_better: bool = False
 
     @property
     def ratio(self) -> float:
+        if self.higher_is_better:
+            return ratio(self.ours, self.baseline)
         return ratio(self.baseline, self.ours)
 
     @property
@@ -147,7 +152,7 @@ class Result:
             self.name,
             format_value(self.ours, self.unit),
             format_value(self.baseline, self.unit),
-            f"{self.ratio:.2f}x",
+            f"{self.ratio:.2f}x" + (" (ours/baseline)" if self.higher_is_better else ""),
             self.target or "-",
             ok,
         ]

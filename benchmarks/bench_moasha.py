@@ -55,26 +55,104 @@ when each seed reaches its own no-early-stopping final HV; trials and stopped: m
 
     real Ray Tune, seed 0 (varies run to run with the order results arrive in):
     moasha 115 trials (94 stopped), HV @40% 64.5, @100% 70.8, 17 s;
-    none 32 trials, HV @40% 53.7, @100% 64.9, 14 s (another run: moasha 68.2 @40%, none 65.0)
+    none 32 trials, HV @40% 53.7, @100% 64.9, 14 s (another run: moasha 68.2 @40%, none 65.0;
+    a third: moasha 115 trials, 95 stopped, 67.8 @40%, 69.3 @100%; none 57.1, 65.0)
 
 ``--quick`` (24 trials = 648 epochs, 4 seeds, 10 s): moasha 55.9 +- 5.0 @40% and 66.5 +- 4.9
 @100% against none 43.6 +- 7.7 and 57.6 +- 5.0; to match 43 %, per seed 48 %.
 
 Target: MO-ASHA reaches the final hypervolume of no early stopping with at most 40 % of its
-epochs (``B / epochs to match >= 2.5``). **Not met here**: it needs 59 % (mean curve; 43-59 %
-across the sizes and seed counts tried, 72 % as a per-seed median). What holds: at every budget
-from 25 % on MO-ASHA is ahead (59.3 against 44.5 at 40 %, +15 points), and with the whole budget
-it ends 4 points higher (68.7 against 64.5), finding its front among 120 trials instead of 32.
-Why not 40 %: async successive halving promotes the first trials to reach a rung (with
-``n < eta`` results there is one slot and the first result takes it), and with two objectives
-most newcomers are non-dominated at small ``n``, so about 18 % of MO-ASHA's trials run all 27
-epochs (1/27 would in synchronous halving) and about two thirds of its epochs go to full trials;
-its hypervolume curve also flattens (+9 points over the last 60 % of the epochs), so the first
-time it passes a fixed value moves a lot with small differences. Rung rules tried on
-8 seeds (same problem): newcomer first among ties (the rule shipped) 50 %, newcomer last 67 %,
-Syne Tune's ``rank / n <= 1 / eta`` (one more slot) 60 %; eta 2: 64 %, eta 4: 72 %, grace 2 or 3:
-61-64 %; 64 trials instead of 32: 67 %; without the deceptive slow start of ramped curricula:
-49 %.
+epochs (``B / epochs to match >= 2.5``). **Not met**: it needs 59 % (mean curve; 72 % as a
+per-seed median; 65 % and 66 % on the fresh seeds 12-47 of ``--validate``). What holds: at every
+budget from 25 % on MO-ASHA is ahead (59.3 against 44.5 at 40 %, +15 points), and with the whole
+budget it ends 4 points higher (68.7 against 64.5), finding its front among 120 trials instead of
+32. Async successive halving promotes the first trials to reach a rung (with ``n < eta`` results
+there is one slot and the first result takes it), and with two objectives most newcomers are
+non-dominated at small ``n``, so about 18 % of MO-ASHA's trials run all 27 epochs (1/27 would in
+synchronous halving); its hypervolume curve also flattens (+9 points over the last 60 % of the
+epochs), so the first time it passes a fixed value moves a lot with small differences.
+
+Rung rules and settings tried (``python -m benchmarks.bench_moasha --variants``, 6-8 min on 2
+cores; the simulation is deterministic, so it reproduces these exactly). Seeds 0-11, the 12
+seeds of the table above; "match" and "seed" as there; HV at 40 % (mean +- sd over the seeds) and
+100 % (mean); "runs": trials per search; "full": the share of them run to the last epoch; "done":
+trials completed by 40 % of the epochs. Rankings: the shipped rule (fronts, then crowding distance,
+the newcomer first among ties, ``ceil(n / eta)`` slots); the newcomer last among ties; Syne Tune's
+``MOASHA`` test ``rank / n <= 1 / eta``; ASHA's ``floor(n / eta)`` slots (Li et al.; AutoGluon's
+MO-ASHA), so nothing continues from a rung with fewer than ``eta`` records; a minimum number of
+records before anyone continues; each front ordered as an epsilon-net (farthest-point traversal on
+the rung's normalised values, seeded by the best on ``spatial_acc`` as Syne Tune's
+``NonDominatedPriority`` does, or by the earliest record as AutoGluon's MO-ASHA does) or by
+hypervolume contribution (on normalised values from a reference point ``margin`` below the rung's
+worst). Diagnostics: "oracle rungs" report every trial's true final values before its last
+epoch (no noise, no deception: an upper bound on any ranking of the rung records); "noise-free
+curves" drop the evaluation noise but keep the slow start of ramped curricula::
+
+    variant (grace 1, eta 3 unless given)        match  seed  HV @40%      @100% runs full done
+    no early stopping (the baseline)              100%   99%  44.5 +- 9.2   64.5   32 100% 11.0
+    SHIPPED: ceil(n/eta), crowding, newcomer 1st   59%   72%  59.3 +- 4.9   68.7  120  18%  8.2
+    newcomer last among ties                       75%   67%  55.1 +- 7.6   67.0  128  16%  6.6
+    Syne Tune's rank/n <= 1/eta                    66%   69%  59.5 +- 5.0   67.9  130  15%  7.5
+    floor(n/eta) slots (ASHA's top_k)              83%   82%  48.2 +- 10.3  67.0  170   9%  3.3
+    min 2 records at the rung                      58%   57%  57.9 +- 4.1   68.3  122  16%  6.6
+    min 3 (= eta) records at the rung              75%   58%  51.3 +- 12.2  66.4  157  11%  4.4
+    eps-net (seed: best objective 0)               52%   57%  59.4 +- 6.0   69.9  134  15%  7.7
+    eps-net (seed: earliest record)                82%   77%  55.6 +- 7.1   66.7  143  13%  5.8
+    eps-net, floor slots                         never never  28.5 +- 21.1  63.8  214   6%  1.8
+    HV contrib. (margin 0.1)                       51%   54%  60.6 +- 2.2   68.3  116  18%  7.8
+    HV contrib. (margin 1)                         58%   57%  58.0 +- 6.2   70.1  118  18%  7.8
+    HV contrib., floor slots                     never never  40.3 +- 20.1  63.8  183   8%  2.3
+    crowding, grace 1, eta 2                       58%   61%  57.3 +- 6.8   69.8   85  28%  9.2
+    eps-net, grace 1, eta 2                        49%   57%  60.6 +- 7.8   72.3   96  23%  8.0
+    HV contrib., grace 1, eta 2                    58%   61%  58.5 +- 6.8   71.6   88  26%  8.8
+    crowding, grace 1, eta 2.5                     53%   51%  59.2 +- 5.2   72.5  103  21%  8.4
+    eps-net, grace 1, eta 2.5                      59%   58%  58.5 +- 5.7   71.0  109  18%  7.6
+    HV contrib., grace 1, eta 2.5                  63%   71%  58.5 +- 5.6   68.5  113  18%  7.8
+    crowding, grace 1, eta 4                       77%   63%  56.0 +- 7.2   67.0  202   7%  6.2
+    eps-net, grace 1, eta 4                        89% never  50.6 +- 7.5   66.4  194   7%  5.1
+    HV contrib., grace 1, eta 4                    71%   55%  56.5 +- 10.2  67.8  201   6%  6.0
+    crowding, grace 2, eta 2                       69%   67%  54.0 +- 8.2   68.8   66  36%  8.3
+    eps-net, grace 2, eta 2                        57%   56%  56.0 +- 8.9   70.2   72  32%  8.0
+    HV contrib., grace 2, eta 2                    65%   71%  53.9 +- 8.1   69.5   64  37%  8.8
+    crowding, grace 2, eta 3                       67%   73%  56.5 +- 6.7   67.3   94  17%  6.6
+    eps-net, grace 2, eta 3                        77%   76%  55.4 +- 8.8   68.3  102  15%  5.5
+    HV contrib., grace 2, eta 3                    49%   60%  60.3 +- 4.8   69.9   98  16%  6.6
+    crowding, grace 3, eta 3                       61%   80%  57.7 +- 5.0   70.1   71  31%  8.0
+    eps-net, grace 3, eta 3                        62%   59%  58.6 +- 6.5   70.4   75  29%  7.3
+    HV contrib., grace 3, eta 3                    72%   81%  56.7 +- 6.7   68.2   74  30%  7.8
+    random sampler + shipped rule                  57%   55%  60.1 +- 6.3   70.7  200   9%  7.8
+    oracle rungs, crowding                         50%   47%  61.2 +- 5.1   75.2  100  23%  8.2
+    oracle rungs, eps-net                          54%   58%  58.6 +- 4.3   74.9  107  22%  7.8
+    oracle rungs, floor slots                      81%   77%  47.8 +- 17.8  68.0  162  11%  3.8
+    oracle rungs, crowding, eta 2                  61%   71%  58.3 +- 5.9   70.7   70  38%  9.4
+    oracle rungs, crowding, eta 6                  48%   50%  59.8 +- 6.5   74.8  173  12%  7.4
+    oracle rungs, crowding, grace 3                56%   63%  59.4 +- 5.2   73.7   72  31%  7.9
+    oracle, rung at epoch 1 only, front 0 only     45%   43%  61.3 +- 8.9   74.7   84  35%  9.9
+    noise-free curves, crowding                    65%   63%  59.6 +- 4.5   68.9  104  21%  8.4
+    noise-free curves, eps-net                     59%   58%  57.8 +- 7.0   69.5  118  18%  7.6
+
+With sd 5-8 over 12 seeds the standard error of a mean HV is about 2 points, and "match" moves
+by 10-20 points with it (the curve is flat there): the best-looking rows (eps-net eta 2 49 %,
+HV contribution 49-51 %) are within noise of the shipped rule. ``--validate`` (2.5 min) re-ran the
+rankings on 36 fresh seeds (12-47; no early stopping ends at 63.8 there, 43.6 at 40 %):
+
+    variant                          match  seed  HV @40%      HV @100%
+    SHIPPED (crowding)                 65%   66%  56.1 +- 6.2  67.7 +- 3.9
+    eps-net (seed: best objective 0)   65%   66%  56.1 +- 9.1  67.7 +- 5.7
+    HV contribution (margin 0.1)       72%   67%  56.8 +- 5.6  66.7 +- 4.4
+    HV contribution (margin 1)         62%   57%  56.3 +- 6.5  68.0 +- 5.4
+
+so the order within a front does not matter on this problem and crowding distance stays (no
+reference point, scale-free; see :class:`tune_jobs.schedulers.MOASHAScheduler`). Floor slots
+and a minimum of ``eta`` records are clearly worse (a minimum of 2 is within noise): in the
+stopping variant a trial that may not continue yet is lost, so they complete fewer trials by
+40 % (1.8-4.4 instead of 8.2).
+
+Why no rung rule meets 40 % here: with oracle rungs (perfect information) MO-ASHA still needs
+45-81 % of the epochs and reaches at most 61.3 at 40 %, 3 points short of 64.5. What limits it at
+40 % is not the ranking but how many full trials fit in 346 epochs (about 8 completed, at 27
+epochs each, 4 workers) and how good the proposals of a TPE that has seen so few completed trials
+are. The real job behaves no better: see ``bench_moasha_quickstart.py``.
 """
 
 from __future__ import annotations
@@ -85,7 +163,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -516,8 +594,12 @@ def table(settings: Settings, traces: Mapping[str, list[Trace]]) -> str:
     )
 
 
-def results(settings: Settings, traces: Mapping[str, list[Trace]], note: str) -> list[Result]:
-    budget = settings.budget
+def results(
+    prefix: str, budget: int, traces: Mapping[str, Sequence[Trace]], note: str, hv_unit: str
+) -> list[Result]:
+    """The rows of a comparison: for every method but ``none``, the epochs its mean HV curve
+    takes to reach no early stopping's final mean HV (the target row for ``moasha``), then
+    MO-ASHA's HV at 40 % of the budget against no early stopping's at 100 %."""
     grid = np.arange(0, budget + 1)
     goal = mean_curve(traces["none"], grid)[-1]
     rows = []
@@ -529,7 +611,7 @@ def results(settings: Settings, traces: Mapping[str, list[Trace]], note: str) ->
         is_target = name == "moasha"
         rows.append(
             Result(
-                f"moasha/{name}: epochs to reach no-ES final HV",
+                f"{prefix}/{name}: epochs to reach no-ES final HV",
                 ours,
                 float(budget),
                 unit="epochs",
@@ -538,21 +620,23 @@ def results(settings: Settings, traces: Mapping[str, list[Trace]], note: str) ->
                 note=note if is_target else "",
                 extra={
                     "hv_at_40%": [run.at(0.4 * budget) for run in runs],
+                    "hv_at_100%": [run.at(budget) for run in runs],
                     "per_seed_fraction": seed_fractions(runs, traces["none"], budget),
                 },
             )
         )
-    moasha = [run.at(0.4 * budget) for run in traces["moasha"]]
-    none = [run.at(budget) for run in traces["none"]]
+    moasha = statistics.mean(run.at(0.4 * budget) for run in traces["moasha"])
+    none = statistics.mean(run.at(budget) for run in traces["none"])
     rows.append(
         Result(
-            "moasha/moasha: HV at 40% of the epochs vs no-ES at 100%",
-            statistics.mean(moasha),
-            statistics.mean(none),
+            f"{prefix}/moasha: HV at 40% of the epochs vs no-ES at 100%",
+            moasha,
+            none,
             unit="% HV",
             target="ours >= baseline",
-            ok=statistics.mean(moasha) >= statistics.mean(none),
-            note="mean over seeds; HV in % of the synthetic problem's true front",
+            ok=moasha >= none,
+            note=f"mean over seeds; HV in % of {hv_unit}",
+            higher_is_better=True,
         )
     )
     return rows
@@ -569,7 +653,7 @@ def run(quick: bool, device: str) -> list[Result]:
         f"grace {settings.grace}, eta {settings.eta:g}; ours: epochs until MO-ASHA's mean HV "
         "reaches no early stopping's final mean HV"
     )
-    rows = results(settings, traces, note)
+    rows = results("moasha", settings.budget, traces, note, "the synthetic problem's true front")
     if not quick:
         rows.extend(_real_tune_check(settings))
     return rows
@@ -622,8 +706,271 @@ def _real_tune_check(settings: Settings) -> list[Result]:
     ]
 
 
+# -- rung-rule variants: measured, not shipped -----------------------------------------------
+
+# A rung rule decides whether the newcomer ``index`` among the ``points`` recorded at a rung (every
+# objective maximised, in the order they were recorded) continues, given the reduction factor.
+RungRule = Callable[[np.ndarray, int, float], bool]
+
+
+def floor_slots(n: int, eta: float) -> int:
+    """ASHA's ``top_k(rung, n / eta)`` (Li et al.; AutoGluon's MO-ASHA): ``floor(n / eta)``,
+    so nothing continues from a rung with fewer than ``eta`` records."""
+    return int(math.floor(n / eta + 1e-9))
+
+
+def _position(order: Sequence[int], index: int) -> int:
+    return int(np.flatnonzero(np.asarray(order) == index)[0])
+
+
+def _normalised(points: np.ndarray) -> np.ndarray:
+    """Each objective scaled to [0, 1] over the rung's records (scale-free distances)."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    return (points - low) / np.where(high > low, high - low, 1.0)
+
+
+def eps_net_order(points: np.ndarray, favoured: int | None, seed_dim: int | None = 0) -> list[int]:
+    """Non-dominated fronts, each ordered as an epsilon-net (farthest-point traversal, Clarkson
+    2005; Syne Tune's ``NonDominatedPriority``, AutoGluon's MO-ASHA ``eps_net``): the front's
+    best point on objective ``seed_dim`` first (the earliest recorded one when ``None``), then
+    repeatedly the point farthest (Euclidean, on :func:`_normalised` values) from those
+    already chosen. ``favoured`` is unused: distances rarely tie."""
+    from tune_jobs._mo_ranking import non_dominated_fronts
+
+    del favoured
+    x = _normalised(points)
+    fronts = non_dominated_fronts(points)
+    order: list[int] = []
+    for front in np.unique(fronts):
+        members = list(np.flatnonzero(fronts == front))
+        first = members[0] if seed_dim is None else members[int(np.argmax(x[members, seed_dim]))]
+        chosen = [first]
+        left = [m for m in members if m != first]
+        while left:
+            gaps = np.linalg.norm(x[left][:, None, :] - x[chosen][None, :, :], axis=2).min(axis=1)
+            chosen.append(left.pop(int(np.argmax(gaps))))
+        order.extend(int(m) for m in chosen)
+    return order
+
+
+def hv_contribution_order(
+    points: np.ndarray, favoured: int | None, margin: float = 0.1
+) -> np.ndarray:
+    """Non-dominated fronts, each by exclusive hypervolume contribution (largest first), on
+    :func:`_normalised` values from the reference point ``-margin`` on every objective (the
+    margin decides what the front's extremes contribute); ``favoured`` first among ties."""
+    from tune_jobs._mo_ranking import non_dominated_fronts
+
+    x = _normalised(points)
+    fronts = non_dominated_fronts(points)
+    reference = np.full(points.shape[1], -margin)
+    contribution = np.zeros(len(points))
+    for front in np.unique(fronts):
+        members = np.flatnonzero(fronts == front)
+        total = hypervolume(x[members], reference)
+        for member in members:
+            rest = x[members[members != member]]
+            contribution[member] = total - (hypervolume(rest, reference) if len(rest) else 0.0)
+    not_favoured = np.ones(len(points), dtype=bool)
+    if favoured is not None:
+        not_favoured[favoured] = False
+    return np.lexsort((np.arange(len(points)), not_favoured, -contribution, fronts))
+
+
+def rung_rule(
+    order: Callable[..., Sequence[int]] | None = None,
+    slots: str = "ceil",
+    min_results: int = 0,
+    newcomer_first: bool = True,
+    **options: Any,
+) -> RungRule:
+    """A rung rule: rank the records with ``order`` (default: the shipped
+    :func:`tune_jobs._mo_ranking.rank_order`, fronts then crowding distance) with the newcomer
+    favoured among ties or not, and continue when it is within the first ``slots``:
+    ``ceil`` (shipped, ``ceil(n / eta)``), ``floor`` (:func:`floor_slots`) or ``syne``
+    (Syne Tune's MOASHA: ``rank / n <= 1 / eta``, one more than ``floor``); never with fewer
+    than ``min_results`` records."""
+    from tune_jobs._mo_ranking import promotion_slots, rank_order
+
+    ranker = order or rank_order
+
+    def rule(points: np.ndarray, index: int, eta: float) -> bool:
+        points = np.asarray(points, dtype=float)
+        n = len(points)
+        if n < min_results:
+            return False
+        position = _position(ranker(points, index if newcomer_first else None, **options), index)
+        if slots == "syne":
+            return position / n <= 1.0 / eta
+        allowed = promotion_slots(n, eta) if slots == "ceil" else floor_slots(n, eta)
+        return position < allowed
+
+    return rule
+
+
+class OracleCurricula(SyntheticCurricula):
+    """Diagnostic: before the last epoch every report is the config's *noise-free final*
+    values, so rungs rank on perfect information (no noise, no deception); the last epoch
+    reports as usual. An upper bound on what any ranking of the rung records can achieve."""
+
+    def report(self, config: Mapping[str, Any], epoch: int, rng: np.random.Generator) -> dict:
+        if epoch >= self.epochs:
+            return super().report(config, epoch, rng)
+        spatial, adversarial = self.target(config)
+        return {"epoch": epoch, "spatial_acc": spatial, "adv_acc": adversarial, "final": False}
+
+
+class NoiselessCurricula(SyntheticCurricula):
+    """Diagnostic: per-epoch reports without evaluation noise (the deceptive curves stay)."""
+
+    def report(self, config: Mapping[str, Any], epoch: int, rng: np.random.Generator) -> dict:
+        if epoch >= self.epochs:
+            return super().report(config, epoch, rng)
+        spatial, adversarial = self.mean(config, epoch)
+        return {"epoch": epoch, "spatial_acc": spatial, "adv_acc": adversarial, "final": False}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    rule: RungRule | None = None  # None: the shipped rule
+    grace: int = 1
+    eta: float = 3.0
+    method: Method = METHODS[0]
+    problem: type[SyntheticCurricula] = SyntheticCurricula
+
+
+def variants() -> list[Variant]:
+    """Every rung rule and setting tried (``--variants``)."""
+    eps = rung_rule(eps_net_order)
+    hvc = rung_rule(hv_contribution_order)
+    found = [
+        Variant("shipped: ceil(n/eta), crowding, newcomer first"),
+        Variant("newcomer last among ties", rung_rule(newcomer_first=False)),
+        Variant("Syne Tune rank/n <= 1/eta", rung_rule(slots="syne", newcomer_first=False)),
+        Variant("floor(n/eta) slots (ASHA top_k)", rung_rule(slots="floor")),
+        Variant("min 2 records at the rung", rung_rule(min_results=2)),
+        Variant("min 3 (= eta) records at the rung", rung_rule(min_results=3)),
+        Variant("eps-net (seed: best objective 0)", eps),
+        Variant("eps-net (seed: earliest record)", rung_rule(eps_net_order, seed_dim=None)),
+        Variant("eps-net, floor slots", rung_rule(eps_net_order, slots="floor")),
+        Variant("HV contribution (margin 0.1)", hvc),
+        Variant("HV contribution (margin 1)", rung_rule(hv_contribution_order, margin=1.0)),
+        Variant("HV contribution, floor slots", rung_rule(hv_contribution_order, slots="floor")),
+    ]
+    for grace, eta in [(1, 2), (1, 2.5), (1, 4), (2, 2), (2, 3), (3, 3)]:
+        for label, rule in (("crowding", None), ("eps-net", eps), ("HV contribution", hvc)):
+            found.append(Variant(f"{label}, grace {grace}, eta {eta:g}", rule, grace, eta))
+    found += [
+        Variant("random sampler + shipped rule", method=METHODS[3]),
+        Variant("oracle rungs, crowding", problem=OracleCurricula),
+        Variant("oracle rungs, eps-net", eps, problem=OracleCurricula),
+        Variant("oracle rungs, floor slots", rung_rule(slots="floor"), problem=OracleCurricula),
+        Variant("oracle rungs, crowding, eta 2", None, 1, 2.0, problem=OracleCurricula),
+        Variant("oracle rungs, crowding, eta 6", None, 1, 6.0, problem=OracleCurricula),
+        Variant("oracle rungs, crowding, grace 3", None, 3, 3.0, problem=OracleCurricula),
+        Variant(
+            "oracle, one rung at epoch 1, front 0 only",
+            _front_zero_only,
+            1,
+            27.0,
+            problem=OracleCurricula,
+        ),
+        Variant("noise-free curves, crowding", problem=NoiselessCurricula),
+        Variant("noise-free curves, eps-net", eps, problem=NoiselessCurricula),
+    ]
+    return found
+
+
+def _front_zero_only(points: np.ndarray, index: int, eta: float) -> bool:
+    """Continue exactly when nothing recorded at the rung dominates the newcomer."""
+    from tune_jobs._mo_ranking import non_dominated_fronts
+
+    del eta
+    return bool(non_dominated_fronts(np.asarray(points, dtype=float))[index] == 0)
+
+
+def run_variants(selected: Sequence[Variant], seeds: Sequence[int], settings: Settings) -> str:
+    """Each variant on ``seeds``, against no early stopping on the same seeds: epochs to match
+    (mean curve and per-seed median), HV at 40 % and 100 %, trials, the share of them run to the
+    last epoch, and how many had completed by 40 % of the epochs (means over the seeds)."""
+    from unittest import mock
+
+    import tune_jobs.schedulers
+
+    budget = settings.budget
+    grid = np.arange(0, budget + 1)
+    front_hv = true_front_hypervolume(SyntheticCurricula(epochs=settings.epochs))
+
+    def traces(variant: Variant) -> list[Trace]:
+        problem = variant.problem(epochs=settings.epochs)
+        rule = variant.rule or tune_jobs.schedulers.is_promoted
+        with mock.patch.object(tune_jobs.schedulers, "is_promoted", rule):
+            return [
+                simulate(
+                    variant.method,
+                    problem,
+                    seed,
+                    budget,
+                    settings.workers,
+                    variant.grace,
+                    variant.eta,
+                    front_hv,
+                )
+                for seed in seeds
+            ]
+
+    baseline = traces(Variant("none", method=METHODS[1]))
+    goal = mean_curve(baseline, grid)[-1]
+    header = ["variant", "match", "per seed", "HV @40%", "HV @100%", "trials", "full", "done @40%"]
+    rows = [header]
+    for variant in [None, *selected]:
+        runs = baseline if variant is None else traces(variant)
+        reach = epochs_to_reach(mean_curve(runs, grid), grid, goal)
+        per_seed = statistics.median(seed_fractions(runs, baseline, budget))
+        full = statistics.mean((run.trials - run.stopped) / max(run.trials, 1) for run in runs)
+        done = statistics.mean(sum(t <= 0.4 * budget for t in run.epochs[1:]) for run in runs)
+        rows.append(
+            [
+                "no early stopping (baseline)" if variant is None else variant.name,
+                "never" if math.isnan(reach) else f"{reach / budget:.0%}",
+                "never" if math.isinf(per_seed) else f"{per_seed:.0%}",
+                _fmt([run.at(0.4 * budget) for run in runs]),
+                _fmt([run.at(budget) for run in runs]),
+                f"{statistics.mean(run.trials for run in runs):.0f}",
+                f"{full:.0%}",
+                f"{done:.1f}",
+            ]
+        )
+        print("  ".join(rows[-1]), file=sys.stderr, flush=True)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(
+        [f"seeds {seeds[0]}-{seeds[-1]}; no early stopping final HV {goal:.1f}", *lines]
+    )
+
+
+VALIDATED = (0, 6, 9, 10)  # indices into variants(): shipped, eps-net, HV contribution 0.1 and 1
+
+
 def main() -> int:
-    quick = "--quick" in sys.argv[1:]
+    """``python -m benchmarks.bench_moasha [--quick | --variants | --validate]``.
+
+    ``--variants``: every entry of :func:`variants` on seeds 0-11 (about 10 min);
+    ``--validate``: the shipped rule, eps-net and HV contribution on fresh seeds 12-47.
+    """
+    args = sys.argv[1:]
+    if "--variants" in args or "--validate" in args:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        found = variants()
+        if "--validate" in args:
+            print(run_variants([found[i] for i in VALIDATED], range(12, 48), Settings()))
+        else:
+            print(run_variants(found, range(12), Settings()))
+        return 0
+    quick = "--quick" in args
     print(format_table(run(quick, "cpu")))
     return 0
 

@@ -85,6 +85,9 @@ def test_result_ratio_and_medians_of_uneven_samples():
     assert timing.ratio == pytest.approx(0.6 / 0.35)
     assert Result("m", ours=100.0, baseline=250.0, unit="MB").ratio == 2.5
     assert math.isinf(Result("z", ours=0.0, baseline=1.0).ratio)
+    # a quantity where more is better (a hypervolume): the ratio still reads "above 1: ours wins"
+    hv = Result("hv", ours=55.0, baseline=44.0, unit="% HV", higher_is_better=True)
+    assert hv.ratio == pytest.approx(1.25) and hv.cells()[3] == "1.25x (ours/baseline)"
 
 
 def test_every_bench_module_is_discovered():
