@@ -61,8 +61,9 @@ correlation between a trial's value at a rung and its final value, over the 96 f
 ``none`` and ``random``: ``spatial_acc`` -0.21 at epoch 1 and 0.55 at epoch 3; ``adv_acc`` 0.43
 and 0.78. At epoch 1 the ranking on ``spatial_acc`` is slightly *reversed*, and a 100-image
 evaluation subset adds noise; with a budget of 12 full trials MO-ASHA completes only 7-10 of its
-18-30 trials. A later first rung (``grace_epochs`` 3) and a larger budget are the obvious next
-things to measure; they were not run here.
+18-30 trials. With a later first rung (``Settings(grace=3)``: one rung, at epoch 3) MO-ASHA
+comes level but no further: 37.7 at 40 % of the epochs and 43.9 at 100 %, against 44.0 for no
+early stopping. A larger budget was not measured.
 """
 
 from __future__ import annotations

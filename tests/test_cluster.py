@@ -84,13 +84,11 @@ def test_search_spreads_over_two_nodes(cluster, tmp_path):
 def test_killed_worker_node_fails_over_from_the_last_checkpoint(cluster, tmp_path):
     workers = [cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1)]
     cluster.wait_for_nodes()
-    epochs = 4
-    process = _launch(
-        cluster.address,
-        tmp_path,
-        "failover",
-        **{"search.trials": 2, "training.epochs": epochs, "failure.max_retries": 2},
-    )
+    # Enough epochs left after the victim is picked that it cannot finish on its node before the
+    # node is gone: the driver writes result.json with some lag, more so on a loaded machine.
+    epochs = 10
+    sets = {"search.trials": 2, "training.epochs": epochs, "failure.max_retries": 2}
+    process = _launch(cluster.address, tmp_path, "failover", **sets, **{"dataset.train_size": 512})
     experiment = tmp_path / "failover"
     victim = None
     deadline = time.monotonic() + 300
@@ -100,7 +98,7 @@ def test_killed_worker_node_fails_over_from_the_last_checkpoint(cluster, tmp_pat
             assert process.poll() is None, process.stdout.read()
             for name, reports in _results(experiment).items():
                 checkpointed = any((experiment / name).glob("checkpoint_*"))
-                if reports and reports[-1]["epoch"] < epochs - 1 and checkpointed:
+                if reports and reports[-1]["epoch"] <= 2 and checkpointed:
                     victim = (name, reports[-1]["node_id"])
                     break
             time.sleep(0.1)
