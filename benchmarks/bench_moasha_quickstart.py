@@ -23,8 +23,8 @@ random``, every trial runs all epochs).
 Budget. ``none`` and ``random`` run ``trials`` trials of ``epochs`` epochs, ``B = trials *
 epochs`` epochs. ``moasha`` may start up to ``moasha_trials`` trials (more, mostly shorter) and a
 Tune ``Stopper`` ends its search once it has reported ``B`` epochs (the runner knows a number of
-trials, not of epochs, so the benchmark hands ``RunConfig`` a ``stop=``; nothing else of the
-launch path changes). Every method therefore spends ``B`` epochs.
+trials, not of epochs, so the benchmark passes the stopper as ``runner.launch(..., stop=...)``;
+nothing else of the launch path changes). Every method therefore spends ``B`` epochs.
 
 Measured. A Tune callback passed to ``launch`` records every result in the order the driver
 receives it; the trainable reports once per epoch, so the ``k``-th result is the ``k``-th epoch
@@ -75,10 +75,9 @@ import io
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from unittest import mock
 
 import numpy as np
 
@@ -201,26 +200,6 @@ def _budget(recorder: Any, budget: int) -> Any:
     return Budget()
 
 
-@contextlib.contextmanager
-def _stopper(stop: Any) -> Iterator[None]:
-    """Make ``runner`` build its ``RunConfig`` with ``stop=stop`` (nothing else changes); the
-    runner has no budget in epochs, only ``search.trials``."""
-    import dataclasses
-
-    from tune_jobs import runner
-
-    if stop is None:
-        yield
-        return
-    original = runner._run_config
-
-    def run_config(*args: Any, **kwargs: Any) -> Any:
-        return dataclasses.replace(original(*args, **kwargs), stop=stop)
-
-    with mock.patch.object(runner, "_run_config", run_config):
-        yield
-
-
 def search(method: Method, seed: int, settings: Settings, storage: str) -> JobTrace:
     """One search of the job through ``runner.launch``; its hypervolume by epochs spent."""
     from tune_jobs import runner
@@ -231,8 +210,8 @@ def search(method: Method, seed: int, settings: Settings, storage: str) -> JobTr
     budget = _budget(recorder, settings.budget) if method.name == "moasha" else None
     began = time.perf_counter()
     quiet = io.StringIO()  # Tune's progress tables
-    with _stopper(budget), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        outcome = runner.launch(spec, callbacks=[recorder])
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        outcome = runner.launch(spec, callbacks=[recorder], stop=budget)
     trace = JobTrace(wall_s=time.perf_counter() - began, spent=len(recorder.results))
     completed: list[tuple[float, ...]] = []
     curves: dict[str, dict[int, tuple[float, ...]]] = {}

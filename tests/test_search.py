@@ -50,6 +50,10 @@ def test_tiny_search_gives_a_two_objective_front(local_ray, tmp_path):
     # The pitfall: metric/mode in TuneConfig would make the study single-objective.
     assert tuner._local_tuner._tune_config.metric is None
     assert tuner._local_tuner._tune_config.mode is None
+    assert tuner._local_tuner._run_config.stop is None
+    stop = {"epoch": 2}  # a search can also be ended by Tune's stop conditions
+    stopped = runner.build_tuner(inspected, runner.load_search_dataset(inspected), stop=stop)
+    assert stopped._local_tuner._run_config.stop == stop
 
     outcome = runner.launch(spec)
     assert outcome.finished

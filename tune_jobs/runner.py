@@ -98,10 +98,11 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _run_config(spec: JobSpec, callbacks: list | None = None) -> tune.RunConfig:
+def _run_config(spec: JobSpec, callbacks: list | None = None, stop: Any = None) -> tune.RunConfig:
     from ray import tune
 
     return tune.RunConfig(
+        stop=stop,
         name=spec.name,
         storage_path=spec.storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
@@ -111,8 +112,14 @@ def _run_config(spec: JobSpec, callbacks: list | None = None) -> tune.RunConfig:
     )
 
 
-def build_tuner(spec: JobSpec, dataset: Any, callbacks: list | None = None) -> tune.Tuner:
-    """The Tuner of a search (no metric or mode in ``TuneConfig``: see the module docstring)."""
+def build_tuner(
+    spec: JobSpec, dataset: Any, callbacks: list | None = None, stop: Any = None
+) -> tune.Tuner:
+    """The Tuner of a search (no metric or mode in ``TuneConfig``: see the module docstring).
+
+    ``stop`` is Ray Tune's ``RunConfig(stop=...)`` (a ``tune.Stopper``, a dict or a function),
+    e.g. to end a search after a budget of epochs rather than of trials.
+    """
     from ray import tune
 
     path = spec.experiment_path
@@ -142,7 +149,9 @@ def build_tuner(spec: JobSpec, dataset: Any, callbacks: list | None = None) -> t
         param_space=param_space,
         tune_config=tune_config,
         # Tune saves no scheduler state with the experiment; this callback does (for resume)
-        run_config=_run_config(spec, [*(callbacks or []), SchedulerStateCallback(scheduler)]),
+        run_config=_run_config(
+            spec, [*(callbacks or []), SchedulerStateCallback(scheduler)], stop=stop
+        ),
     )
 
 
@@ -215,9 +224,9 @@ def _read_job(path: str) -> JobSpec:
 
 
 def launch(
-    spec: JobSpec, address: str | None = None, callbacks: list | None = None
+    spec: JobSpec, address: str | None = None, callbacks: list | None = None, stop: Any = None
 ) -> SearchOutcome:
-    """Start the search described by ``spec`` and wait for it."""
+    """Start the search described by ``spec`` and wait for it (``stop``: :func:`build_tuner`)."""
     path = spec.experiment_path
     if "://" not in path and Path(path).exists():
         raise UserError(
@@ -231,7 +240,7 @@ def launch(
     except UserError:
         _remove_job(path)
         raise
-    results = build_tuner(spec, dataset, callbacks).fit()
+    results = build_tuner(spec, dataset, callbacks, stop=stop).fit()
     _sync_journal(path)
     return summarize(results, spec, path)
 
