@@ -150,7 +150,7 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
         if process.poll() is None:
             _kill_session(process, signal.SIGKILL)
     if sig == signal.SIGINT:
-        assert f"cusp-tune resume {experiment}" in output
+        assert f"cusp-tune resume {experiment}" in output, output
 
     resumed = _resume(experiment)
     assert "4 of 4 trials completed" in resumed.stdout
@@ -165,6 +165,50 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
             assert (directory / "result.json").read_text() == before[directory.name]
     study = open_journal_study(experiment / JOURNAL_FILE)
     assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+class _FakeResults(list):
+    """What ``summarize`` reads from a ``ResultGrid``: its length, errors and dataframe."""
+
+    def __init__(self, frame, trials: int) -> None:
+        super().__init__(type("R", (), {"error": None})() for _ in range(trials))
+        self._frame = frame
+
+    def get_dataframe(self):
+        return self._frame
+
+
+def _result_rows(ends: list[tuple[int, bool, bool]]):
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "trial_id": f"t{i}",
+                "config/method": "cusp",
+                "epoch": epoch,
+                "final": final,
+                "done": done,
+                "spatial_acc": 0.5,
+                "adv_acc": 0.4,
+            }
+            for i, (epoch, final, done) in enumerate(ends)
+        ]
+    )
+
+
+def test_summarize_is_unfinished_when_a_trial_never_reported(tmp_path):
+    # An interrupt can land after three trials ended and before the fourth reported anything:
+    # that trial has no row, and the search is not finished.
+    spec = load_job("quickstart", {**TINY, "storage": str(tmp_path)})
+    three_final = _result_rows([(2, True, True)] * 3)
+    assert not runner.summarize(_FakeResults(three_final, 4), spec, "x").finished
+    running = _result_rows([(2, True, True)] * 3 + [(1, False, False)])
+    assert not runner.summarize(_FakeResults(running, 4), spec, "x").finished
+    stopped = _result_rows([(2, True, True)] * 3 + [(1, False, True)])
+    assert runner.summarize(_FakeResults(stopped, 4), spec, "x").finished
+    four_final = _result_rows([(2, True, True)] * 4)
+    assert runner.summarize(_FakeResults(four_final, 4), spec, "x").finished
 
 
 def test_resume_on_a_directory_that_is_not_an_experiment(tmp_path, capsys):

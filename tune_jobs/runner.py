@@ -324,8 +324,10 @@ def summarize(results: Any, spec: JobSpec, path: str) -> SearchOutcome:
     table = trial_table(frame, spec) if len(frame) else pd.DataFrame()
     completed = table[table["final"]] if len(table) else table
     front = non_dominated(completed, objectives) if len(completed) else completed
-    finished = len(results) == spec.search.trials and all(r.error is None for r in results)
-    finished = finished and bool((table["final"] | table["stopped"]).all())
+    # Count ended rows rather than test all rows: a trial interrupted before its first result
+    # has no row at all.
+    ended = int((table["final"] | table["stopped"]).sum()) if len(table) else 0
+    finished = ended == spec.search.trials and all(r.error is None for r in results)
     return SearchOutcome(path, table, front, objectives, finished)
 
 
