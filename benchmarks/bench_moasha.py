@@ -1084,19 +1084,27 @@ def run_variants(selected: Sequence[Variant], seeds: Sequence[int], settings: Se
 
 
 VALIDATED = (0, 6, 9, 10)  # indices into variants(): shipped, eps-net, HV contribution 0.1 and 1
-BUDGETS = ((16, 12), (32, 12), (64, 8))  # (trials without early stopping, seeds)
+BUDGETS = (  # --budgets: smaller and larger searches, and trials as long as the paper's
+    Settings(trials=16),
+    Settings(trials=32),
+    Settings(trials=64, seeds=8),
+    Settings(epochs=81, seeds=8),
+    Settings(epochs=81, seeds=8, grace=3),
+)
 
 
 def run_budgets() -> str:
-    """The main table's ``moasha``, ``none`` and random sampling rows at smaller and larger
-    budgets (``--budgets``)."""
+    """The main table's ``moasha``, ``none`` and random sampling rows at other budgets and trial
+    lengths (``--budgets``)."""
     names = ("moasha", "none", "random", "random + moasha")
     methods = [method for method in METHODS if method.name in names]
     sections = []
-    for trials, seeds in BUDGETS:
-        settings = Settings(trials=trials, seeds=seeds)
-        heading = f"{trials} trials without early stopping = {settings.budget} epochs"
-        sections.append(f"{heading}, {seeds} seeds\n{table(settings, measure(settings, methods))}")
+    for settings in BUDGETS:
+        heading = (
+            f"{settings.trials} trials of {settings.epochs} epochs without early stopping = "
+            f"{settings.budget} epochs, {settings.seeds} seeds, grace {settings.grace}"
+        )
+        sections.append(f"{heading}\n{table(settings, measure(settings, methods))}")
     return "\n\n".join(sections)
 
 
@@ -1106,7 +1114,8 @@ def main() -> int:
 
     ``--variants``: every entry of :func:`variants` on seeds 0-11 (about 10 min);
     ``--validate``: the shipped rule, eps-net and HV contribution on fresh seeds 12-47;
-    ``--budgets``: the main comparison at 16, 32 and 64 trials' worth of epochs;
+    ``--budgets``: the main comparison at 16, 32 and 64 trials' worth of epochs, and with
+    81-epoch trials;
     ``--promotion``: ASHA's promotion type (pause and resume) on seeds 0-11.
     """
     args = sys.argv[1:]
