@@ -154,12 +154,15 @@ Why no rung rule meets 40 % here: with oracle rungs (perfect information) MO-ASH
 epochs each, 4 workers) and how good the proposals of a TPE that has seen so few completed trials
 are. The real job behaves no better: see ``bench_moasha_quickstart.py``.
 
-Nor does the size of the search help (``--budgets``, 2.2 min; MO-ASHA's match, per seed, HV
-at 40 % and 100 %, then no early stopping's HV at 40 % and 100 %):
+Nor does the size of the search help, or longer trials, closer to the paper's 120 epochs, with
+rungs at 1, 3, 9 and 27 of 81 (``--budgets``, 2.3 min; MO-ASHA's match, per seed, HV at 40 %
+and 100 %, then no early stopping's HV at 40 % and 100 %):
 
-    16 trials = 432 epochs, 12 seeds    58%  57%    39.4  62.9   (none 29.8  52.9)
-    32 trials = 864 epochs, 12 seeds    59%  72%    59.3  68.7   (none 44.5  64.5)
-    64 trials = 1728 epochs, 8 seeds    67%  never  68.0  73.5   (none 60.8  72.2)
+    16 trials x 27 epochs, 12 seeds           58%  57%    39.4  62.9   (none 29.8  52.9)
+    32 trials x 27 epochs, 12 seeds           59%  72%    59.3  68.7   (none 44.5  64.5)
+    64 trials x 27 epochs, 8 seeds            67%  never  68.0  73.5   (none 60.8  72.2)
+    32 trials x 81 epochs, 8 seeds            62%  64%    60.0  69.0   (none 48.0  65.2)
+    32 trials x 81 epochs, 8 seeds, grace 3   57%  52%    60.0  69.0   (none 48.0  65.2)
 
 With more trials no early stopping's front fills in, and MO-ASHA's lead at the end shrinks from
 10 to 1.3 points.
