@@ -185,6 +185,7 @@ search, for a gain within two standard errors.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import os
@@ -343,6 +344,14 @@ class Trace:
     trials: int = 0
     stopped: int = 0
     wall_s: float = 0.0
+    front: list[np.ndarray] = field(default_factory=list)  # true values of completed trials
+
+    def complete(self, spent: int, values: np.ndarray, front_hv: float) -> None:
+        """Record a trial that completed its last epoch once ``spent`` epochs were spent, with
+        its true final ``values``; ``front_hv`` is the true front's hypervolume (100 %)."""
+        self.front.append(values)
+        self.epochs.append(spent)
+        self.hypervolume.append(100.0 * hypervolume(np.array(self.front), REFERENCE) / front_hv)
 
     def at(self, spent: float) -> float:
         """The hypervolume reached once ``spent`` epochs were spent."""
@@ -387,7 +396,6 @@ def simulate(
     trace = Trace()
     configs: dict[str, dict] = {}
     pace: dict[str, float] = {}
-    completed: list[np.ndarray] = []
     events: list[tuple[float, int, str, int]] = []  # (time, tie-break, trial id, epoch)
     spent = 0
     counter = 0
@@ -420,9 +428,7 @@ def simulate(
         if epoch < problem.epochs:
             trace.stopped += 1
         else:
-            completed.append(problem.target(configs[trial_id]))
-            trace.epochs.append(spent)
-            trace.hypervolume.append(100.0 * hypervolume(np.array(completed), REFERENCE) / front_hv)
+            trace.complete(spent, problem.target(configs[trial_id]), front_hv)
         if spent < budget and (max_trials is None or len(configs) < max_trials):
             start(now)
     trace.wall_s = time.perf_counter() - began
@@ -512,14 +518,11 @@ def tune_run(
         else:
             os.environ["RAY_AIR_NEW_OUTPUT"] = previous
     trace = Trace(wall_s=time.perf_counter() - began)
-    completed: list[np.ndarray] = []
     last: dict[str, bool] = {}
     for spent, (trial_id, config, final) in enumerate(recorder.results[:budget], start=1):
         last[trial_id] = final
         if final:
-            completed.append(problem.target(config))
-            trace.epochs.append(spent)
-            trace.hypervolume.append(100.0 * hypervolume(np.array(completed), REFERENCE) / front_hv)
+            trace.complete(spent, problem.target(config), front_hv)
     trace.trials = len(last)
     trace.stopped = sum(not final for final in last.values())
     return trace
@@ -725,6 +728,7 @@ def _real_tune_check(settings: Settings) -> list[Result]:
             moasha.at(0.4 * budget),
             none.at(budget),
             unit="% HV",
+            higher_is_better=True,
             note=(
                 f"one seed through a real Tuner: moasha {moasha.trials} trials "
                 f"({moasha.stopped} stopped, {moasha.wall_s:.0f} s), none {none.trials} trials "
@@ -951,7 +955,6 @@ def simulate_promotion(
     trace = Trace()
     configs: dict[str, dict] = {}
     pace: dict[str, float] = {}
-    completed: list[np.ndarray] = []
     events: list[tuple[float, int, str, int]] = []
     spent = 0
     counter = 0
@@ -992,13 +995,11 @@ def simulate_promotion(
             continue
         else:
             _tell(searcher, trial_id, result)
-            completed.append(problem.target(configs[trial_id]))
-            trace.epochs.append(spent)
-            trace.hypervolume.append(100.0 * hypervolume(np.array(completed), REFERENCE) / front_hv)
+            trace.complete(spent, problem.target(configs[trial_id]), front_hv)
         if spent < budget:
             next_job(now)
     trace.trials = len(configs)
-    trace.stopped = trace.trials - len(completed)  # paused at a rung when the budget ran out
+    trace.stopped = trace.trials - len(trace.front)  # paused at a rung when the budget ran out
     trace.wall_s = time.perf_counter() - began
     return trace
 
@@ -1025,25 +1026,13 @@ def run_variants(selected: Sequence[Variant], seeds: Sequence[int], settings: Se
 
     def traces(variant: Variant) -> list[Trace]:
         problem = variant.problem(epochs=settings.epochs)
+        loop = simulate
         if variant.promotion is not None:
-            return [
-                simulate_promotion(
-                    variant.method,
-                    problem,
-                    seed,
-                    budget,
-                    settings.workers,
-                    variant.grace,
-                    variant.eta,
-                    front_hv,
-                    variant.promotion,
-                )
-                for seed in seeds
-            ]
+            loop = functools.partial(simulate_promotion, slots=variant.promotion)
         rule = variant.rule or tune_jobs.schedulers.is_promoted
         with mock.patch.object(tune_jobs.schedulers, "is_promoted", rule):
             return [
-                simulate(
+                loop(
                     variant.method,
                     problem,
                     seed,
