@@ -178,48 +178,53 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
     assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
 
 
-class _FakeResults(list):
-    """What ``summarize`` reads from a ``ResultGrid``: its length, errors and dataframe."""
+class _FakeResult:
+    """What ``summarize`` reads from one ``ray.tune.Result``."""
 
-    def __init__(self, frame, trials: int) -> None:
-        super().__init__(type("R", (), {"error": None})() for _ in range(trials))
-        self._frame = frame
-
-    def get_dataframe(self):
-        return self._frame
+    def __init__(self, config: dict, metrics: dict) -> None:
+        self.config, self.metrics, self.error = config, metrics, None
 
 
-def _result_rows(ends: list[tuple[int, bool, bool]]):
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "trial_id": f"t{i}",
-                "config/method": "cusp",
-                "epoch": epoch,
-                "final": final,
-                "done": done,
-                "spatial_acc": 0.5,
-                "adv_acc": 0.4,
-            }
-            for i, (epoch, final, done) in enumerate(ends)
-        ]
-    )
+def _results(ends: list[tuple[int, bool, bool]], trials: int) -> list[_FakeResult]:
+    """``trials`` results, the first ``len(ends)`` with a last result (epoch, final, done)."""
+    config = {"method": "pgd", "curriculum": "cusp"}
+    metrics = [
+        {"trial_id": f"t{i}", "epoch": e, "final": f, "done": d, "spatial_acc": 0.5, "adv_acc": 0.4}
+        for i, (e, f, d) in enumerate(ends)
+    ]
+    metrics += [{}] * (trials - len(ends))
+    return [_FakeResult(config, m) for m in metrics]
 
 
 def test_summarize_is_unfinished_when_a_trial_never_reported(tmp_path):
     # An interrupt can land after three trials ended and before the fourth reported anything:
     # that trial has no row, and the search is not finished.
     spec = load_job("quickstart", {**TINY, "storage": str(tmp_path)})
-    three_final = _result_rows([(2, True, True)] * 3)
-    assert not runner.summarize(_FakeResults(three_final, 4), spec, "x").finished
-    running = _result_rows([(2, True, True)] * 3 + [(1, False, False)])
-    assert not runner.summarize(_FakeResults(running, 4), spec, "x").finished
-    stopped = _result_rows([(2, True, True)] * 3 + [(1, False, True)])
-    assert runner.summarize(_FakeResults(stopped, 4), spec, "x").finished
-    four_final = _result_rows([(2, True, True)] * 4)
-    assert runner.summarize(_FakeResults(four_final, 4), spec, "x").finished
+    assert not runner.summarize(_results([(2, True, True)] * 3, 4), spec, "x").finished
+    running = [(2, True, True)] * 3 + [(1, False, False)]
+    assert not runner.summarize(_results(running, 4), spec, "x").finished
+    stopped = [(2, True, True)] * 3 + [(1, False, True)]
+    assert runner.summarize(_results(stopped, 4), spec, "x").finished
+    assert runner.summarize(_results([(2, True, True)] * 4, 4), spec, "x").finished
+
+
+def test_trial_table_labels_trials_whose_configs_have_different_keys(tmp_path):
+    # A pgd trial has no trades_beta; in Tune's flattened dataframe it became NaN next to a
+    # trades trial, and its curriculum showed as "?".
+    spec = load_job("quickstart", {**TINY, "storage": str(tmp_path)})
+    result = {"epoch": 2, "final": True, "done": True, "spatial_acc": 0.5, "adv_acc": 0.4}
+    trials = [
+        ({"method": "pgd", "curriculum": "cusp"}, {**result, "trial_id": "a"}),
+        (
+            {"method": "trades", "trades_beta": 6.0, "curriculum": "cusp"},
+            {**result, "trial_id": "b"},
+        ),
+        ({"method": "pgd", "curriculum": "cusp"}, {}),  # not reported yet: no row
+    ]
+    table = runner.trial_table(trials, spec)
+    assert list(table["trial_id"]) == ["a", "b"]
+    assert list(table["curriculum"]) == ["cusp θ120→180 ε0.075→0.3"] * 2
+    assert list(table["method"]) == ["pgd", "trades"]
 
 
 def test_resume_on_a_directory_that_is_not_an_experiment(tmp_path, capsys):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -276,52 +277,41 @@ def _sync_journal(path: str) -> None:
             logger.warning("could not update the Optuna journal in %s", path)
 
 
-def trial_table(frame: pd.DataFrame, spec: JobSpec) -> pd.DataFrame:
-    """Tidy one-row-per-trial table from Tune's result dataframe."""
-    from trainables.config import TrialConfig
+def trial_table(
+    trials: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], spec: JobSpec
+) -> pd.DataFrame:
+    """Tidy one-row-per-trial table from each trial's ``(config, last result)``; a trial that has
+    not reported yet has no row.
+
+    It reads the trials' own configs, not Tune's flattened result dataframe, where a key that
+    only some trials have (``trades_beta``) turns into NaN for the others and ints into floats.
+    """
+    from analysis.experiment import curriculum_summary
 
     metrics = [o.metric for o in spec.objectives]
     rows = []
-    for _, row in frame.iterrows():
-        config = {k[len("config/") :]: v for k, v in row.items() if k.startswith("config/")}
-        try:
-            curriculum = TrialConfig.from_dict(_plain(config)).build_curriculum().describe()
-        except UserError:
-            curriculum = "?"
+    for config, result in trials:
+        if not result:
+            continue
         record: dict[str, Any] = {
-            "trial_id": row.get("trial_id"),
-            "curriculum": curriculum,
+            "trial_id": result.get("trial_id"),
+            "curriculum": curriculum_summary(config)["curriculum"],
             "method": config.get("method"),
-            "epochs_done": row.get("epoch"),
-            "final": bool(row.get("final", False)),
+            "epochs_done": result.get("epoch"),
+            "final": bool(result.get("final", False)),
             # stopped by the scheduler: Tune marks the stopping result done (an interrupted
             # trial's last result is neither final nor done)
-            "stopped": not row.get("final", False) and bool(row.get("done", False)),
+            "stopped": not result.get("final", False) and bool(result.get("done", False)),
         }
         for key in dict.fromkeys([*metrics, "clean_acc", "combined_acc"]):
-            record[key] = row.get(key)
+            record[key] = result.get(key)
         rows.append(record)
     return pd.DataFrame(rows)
 
 
-def _plain(config: dict[str, Any]) -> dict[str, Any]:
-    """Undo pandas' NaN-for-None and numpy scalars in flattened config columns."""
-    plain = {}
-    for key, value in config.items():
-        if isinstance(value, float) and value != value:
-            value = None
-        elif hasattr(value, "item") and not isinstance(value, (list, tuple)):
-            value = value.item()
-        elif hasattr(value, "tolist"):
-            value = value.tolist()
-        plain[key] = value
-    return plain
-
-
 def summarize(results: Any, spec: JobSpec, path: str) -> SearchOutcome:
     objectives = tuple((o.metric, o.mode) for o in spec.objectives)
-    frame = results.get_dataframe()
-    table = trial_table(frame, spec) if len(frame) else pd.DataFrame()
+    table = trial_table(((r.config or {}, r.metrics) for r in results), spec)
     completed = table[table["final"]] if len(table) else table
     front = non_dominated(completed, objectives) if len(completed) else completed
     # Count ended rows rather than test all rows: a trial interrupted before its first result
@@ -354,14 +344,9 @@ def status(path: str) -> SearchStatus:
     counts: dict[str, int] = {}
     for trial in analysis.trials:
         counts[trial.status] = counts.get(trial.status, 0) + 1
-    frame = pd.DataFrame(
-        [
-            {**t.last_result, **{f"config/{k}": v for k, v in t.config.items()}}
-            for t in analysis.trials
-            if t.last_result
-        ]
-    )
-    table = trial_table(frame, spec) if len(frame) else pd.DataFrame(columns=["final", "stopped"])
+    table = trial_table(((t.config, t.last_result) for t in analysis.trials), spec)
+    if not len(table):
+        table = pd.DataFrame(columns=["final", "stopped"])
     completed = table[table["final"].astype(bool)] if len(table) else table
     objectives = tuple((o.metric, o.mode) for o in spec.objectives)
     best = {}
