@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 
@@ -101,3 +103,107 @@ def test_module_entry_point_matches_console_script():
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("cusp-tune: error: epochs must be at least 1")
+
+
+TINY_SEARCH = [
+    "--set",
+    "dataset.train_size=128",
+    "--set",
+    "dataset.test_size=50",
+    "--set",
+    "search.trials=2",
+]
+
+
+def _cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``cusp-tune`` in a fresh process (no Ray of this test session, no RAY_ADDRESS)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run(
+        [sys.executable, "-m", "tune_jobs", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def _error_line(stderr: str) -> str:
+    """The last line, which must be cusp-tune's own one-line error (Ray may warn before it)."""
+    assert "Traceback" not in stderr, stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("cusp-tune: error: "), stderr
+    return line
+
+
+@pytest.mark.parametrize("job", ["quickstart", "quickstart.yaml"])
+def test_train_takes_a_shipped_job_by_name_or_file_name(job, capsys):
+    sets = ["--set", "train_size=64", "--set", "test_size=20", "--set", "epochs=1"]
+    sets += ["--set", "eval_subset=10", "--set", "final_profiles=false"]
+    assert main(["train", job, *sets]) == 0
+    assert "training stdcnn on synthetic-digits (64 images)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--name", ""], "name must be a non-empty string"),
+        (["--storage", ""], "storage must be a non-empty string"),
+        (["--name", "a", "--set", "name=b"], "--name and --set name=... both given"),
+        (["--storage", "x", "--set", "storage=y"], "--storage and --set storage=... both given"),
+    ],
+)
+def test_launch_options_empty_or_given_twice_are_refused(tmp_path, options, message, capsys):
+    storage = [] if "--storage" in options else ["--storage", str(tmp_path)]
+    assert main(["launch", "quickstart", *storage, *options, *TINY_SEARCH]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_launch_interrupted_before_the_search_starts_leaves_nothing(tmp_path, monkeypatch, capsys):
+    from tune_jobs import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_connect_and_check", lambda spec, address: None)
+    monkeypatch.setattr(runner, "build_tuner", interrupted)
+    assert main(["launch", "quickstart", "--storage", str(tmp_path), *TINY_SEARCH]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "quickstart").exists()  # so the same launch can simply be repeated
+
+
+def test_launch_to_an_address_where_nothing_listens_fails_at_once(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    result = _cli("launch", "quickstart", "--storage", str(tmp_path), "--address", address)
+    assert result.returncode == 2
+    assert f"nothing accepts connections at {address}" in _error_line(result.stderr)
+    assert not any(tmp_path.iterdir())
+
+
+def test_launch_asking_for_more_than_the_local_ray_has_is_refused(tmp_path):
+    result = _cli("launch", "quickstart", "--storage", str(tmp_path), "--set", "resources.cpu=4096")
+    assert result.returncode == 2
+    line = _error_line(result.stderr)
+    assert "resources.cpu=4096" in line and "set resources.cpu to at most" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_output_cut_short_by_its_reader_is_not_an_error():
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `cusp-tune ... | head`: the reader is gone before the output
+    sets = ["--set", "train_size=64", "--set", "test_size=20", "--set", "epochs=1"]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "tune_jobs", "train", "quickstart", *sets],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and "Traceback" not in result.stderr, result.stderr

@@ -63,4 +63,5 @@ def test_failing_trials_fail_alone_and_the_study_stays_clean(local_ray, tmp_path
     assert states.count("FAIL") == len(errors)
     for trial in study.trials:
         assert trial.values is None or all(math.isfinite(v) for v in trial.values)
-    assert not outcome.finished  # failed trials make the search incomplete
+    # every trial has ended (resume would not retry the failed ones), and the failures count
+    assert outcome.finished and outcome.failed == len(errors)

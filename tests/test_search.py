@@ -113,8 +113,9 @@ def _wait_for_mid_search(experiment: Path, epochs: int, process, timeout: float 
     pytest.fail("the search never reached a state with finished and running trials")
 
 
-def _resume(experiment: Path) -> subprocess.CompletedProcess:
-    """``cusp-tune resume`` in a fresh process; it must succeed."""
+def _resume(experiment: Path, returncode: int = 0) -> subprocess.CompletedProcess:
+    """``cusp-tune resume`` in a fresh process; it must end with ``returncode`` (1: a trial
+    failed)."""
     resumed = subprocess.run(
         [sys.executable, "-m", "tune_jobs", "resume", str(experiment)],
         capture_output=True,
@@ -122,7 +123,7 @@ def _resume(experiment: Path) -> subprocess.CompletedProcess:
         timeout=600,
         env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
     )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert resumed.returncode == returncode, resumed.stdout + resumed.stderr
     return resumed
 
 
@@ -160,6 +161,7 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
             _kill_session(process, signal.SIGKILL)
     if sig == signal.SIGINT:
         assert f"cusp-tune resume {experiment}" in output, output
+        assert process.returncode != 0, output  # an interrupted search is not a success
 
     resumed = _resume(experiment)
     assert "4 of 4 trials completed" in resumed.stdout
@@ -206,6 +208,34 @@ def test_summarize_is_unfinished_when_a_trial_never_reported(tmp_path):
     stopped = [(2, True, True)] * 3 + [(1, False, True)]
     assert runner.summarize(_results(stopped, 4), spec, "x").finished
     assert runner.summarize(_results([(2, True, True)] * 4, 4), spec, "x").finished
+
+
+def test_summarize_counts_a_failed_trial_as_ended_and_failed(tmp_path):
+    # After a resume in which a trial failed for good, the search has ended (resuming again
+    # would not help), but it is not a success.
+    spec = load_job("quickstart", {**TINY, "storage": str(tmp_path)})
+    results = _results([(2, True, True)] * 3 + [(1, False, False)], 4)
+    results[-1].error = RuntimeError("checkpoint cannot be loaded")
+    outcome = runner.summarize(results, spec, "x")
+    assert outcome.finished and outcome.failed == 1 and outcome.planned == 4
+
+
+@pytest.mark.parametrize(
+    ("tune_status", "result", "stage"),
+    [
+        ("TERMINATED", {"epoch": 3, "final": True}, "completed"),
+        ("TERMINATED", {"epoch": 1, "final": False}, "stopped early"),
+        ("ERROR", {"epoch": 1, "final": False}, "failed"),
+        ("ERROR", None, "failed"),
+        ("PENDING", {"epoch": 2, "final": False}, "in progress"),  # how snapshots keep RUNNING
+        ("RUNNING", {"epoch": 2, "final": False}, "in progress"),
+        ("PAUSED", {"epoch": 2, "final": False}, "in progress"),
+        ("PENDING", {"epoch": 3, "final": True}, "completed"),  # snapshot older than the end
+        ("PENDING", {}, "not started"),
+    ],
+)
+def test_progress_of_a_trial(tune_status, result, stage):
+    assert runner.progress(tune_status, result) == stage
 
 
 def test_trial_table_labels_trials_whose_configs_have_different_keys(tmp_path):
@@ -264,8 +294,10 @@ def test_truncated_checkpoint_fails_only_its_trial_on_resume(tmp_path):
     for checkpoint in victim.glob("checkpoint_*/trial.pt"):
         checkpoint.write_bytes(checkpoint.read_bytes()[:100])
 
-    resumed = _resume(experiment)
+    resumed = _resume(experiment, returncode=1)
     assert "3 of 4 trials completed" in resumed.stdout
+    assert "1 trial(s) failed" in resumed.stdout
+    assert "cusp-tune resume" not in resumed.stdout  # resuming again would not help
     assert "cannot be loaded" in (victim / "error.txt").read_text()
     for directory in _known_trial_dirs(experiment):
         if directory != victim:

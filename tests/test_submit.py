@@ -121,3 +121,27 @@ def test_submit_validates_the_job_before_contacting_the_cluster(capsys):
         == 2
     )
     assert "trials" in capsys.readouterr().err
+
+
+def test_submit_pins_a_name_taken_from_the_file_name(tmp_path, monkeypatch):
+    # The job file travels as job.yaml, so without the pin the search would be named "job".
+    from ray import job_submission
+
+    from tune_jobs.spec import JOBS_DIR
+
+    text = (JOBS_DIR / "quickstart.yaml").read_text()
+    job = tmp_path / "myjob.yaml"
+    job.write_text("\n".join(line for line in text.splitlines() if not line.startswith("name:")))
+    submitted = {}
+
+    class Client:
+        def __init__(self, address):
+            pass
+
+        def submit_job(self, entrypoint, runtime_env):
+            submitted["entrypoint"] = entrypoint
+            return "raysubmit_1"
+
+    monkeypatch.setattr(job_submission, "JobSubmissionClient", Client)
+    assert main(["submit", str(job), "--address", "http://127.0.0.1:9"]) == 0
+    assert submitted["entrypoint"] == "cusp-tune launch job.yaml --set name=myjob"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,10 +39,11 @@ def _trial_values(path: str | None) -> dict[str, Any]:
     """Flat trial settings from a trial config, or the fixed settings of a job spec."""
     if not path:
         return {}
-    if not Path(path).is_file() and Path(path).suffix == "" and "/" not in path:  # a job name
-        from tune_jobs.spec import find_job
+    if not Path(path).is_file() and "/" not in path:  # a shipped job's name, or a typo
+        from tune_jobs.spec import JOBS_DIR, find_job
 
-        path = str(find_job(path))
+        if Path(path).suffix == "" or (JOBS_DIR / path).is_file():
+            path = str(find_job(path))
     raw = load_yaml_mapping(path)
     if any(section in raw for section in JOB_SECTIONS):
         from tune_jobs.spec import load_job
@@ -79,7 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             tqdm.write(_format_epoch(metrics, config.epochs), file=sys.stdout)
     print("final metrics (full test set):")
     for key, value in metrics.items():
-        if isinstance(value, float) and ("acc" in key or key == "invariance_rate"):
+        evaluated = "acc" in key and not key.startswith("train_") or key == "invariance_rate"
+        if isinstance(value, float) and evaluated:
             print(f"  {key:<22} {value:.4f}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -89,29 +92,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_outcome(outcome: Any) -> None:
-    import pandas as pd
+def _print_outcome(outcome: Any, live: bool = False) -> None:
+    """The front of a search and, when it is not complete, how to continue it (``live``: it
+    may still be running, as far as its files can tell)."""
+    from analysis import format_front_table
 
-    front = outcome.front
-    metrics = [metric for metric, _ in outcome.objectives]
-    columns = ["trial_id", "curriculum", "method", *metrics]
-    columns += [c for c in ("clean_acc", "combined_acc") if c not in metrics]
     table = outcome.trials
     done = int(table["final"].sum()) if len(table) else 0
+    stopped = int(table["stopped"].sum()) if len(table) else 0
+    early = f" ({stopped} stopped early)" if stopped else ""
     print(
-        f"\n{done} of {len(table)} trials completed; Pareto front of "
+        f"\n{done} of {outcome.planned} trials completed{early}; Pareto front of "
         + ", ".join(f"{m} ({mode})" for m, mode in outcome.objectives)
         + ":"
     )
-    if len(front):
-        shown = front[[c for c in columns if c in front.columns]].sort_values(metrics[0])
-        with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    else:
-        print("  (no completed trial yet)")
+    print(format_front_table(outcome.front, outcome.objectives))
     print(f"experiment: {outcome.experiment_path}")
+    if outcome.failed:
+        print(
+            f"{outcome.failed} trial(s) failed; their error.txt says why "
+            f"(cusp-tune analyze lists them)"
+        )
     if not outcome.finished:
-        print("the search is not complete; continue it with:")
+        when = " once its driver has stopped" if live else ""
+        print(f"the search is not complete; continue it{when} with:")
         print(f"  cusp-tune resume {outcome.experiment_path}")
 
 
@@ -121,40 +125,55 @@ def cmd_launch(args: argparse.Namespace) -> int:
     from tune_jobs.spec import load_job
 
     overrides = parse_overrides(args.set or [])
-    if args.name:
-        overrides["name"] = args.name
-    if args.storage:
-        overrides["storage"] = args.storage
+    for option in ("name", "storage"):
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if option in overrides:
+            raise UserError(f"--{option} and --set {option}=... both given; keep one")
+        overrides[option] = value
     spec = load_job(args.job, overrides)
-    print(
-        f"search {spec.name}: {spec.search.trials} trials of preset {spec.search.preset} "
-        f"({spec.search.sampler}), {spec.search.max_concurrent} at a time; "
-        f"experiment {spec.experiment_path}",
-        flush=True,
-    )
-    _print_outcome(runner.launch(spec, address=args.address))
-    return 0
+
+    def announce() -> None:
+        print(
+            f"search {spec.name}: {spec.search.trials} trials of preset {spec.search.preset} "
+            f"({spec.search.sampler}), {spec.search.max_concurrent} at a time; "
+            f"experiment {spec.experiment_path}",
+            flush=True,
+        )
+
+    outcome = runner.launch(spec, address=args.address, on_start=announce)
+    _print_outcome(outcome)
+    return _exit_code(outcome)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Continue an interrupted search."""
     from tune_jobs import runner
 
-    _print_outcome(runner.resume(args.experiment, address=args.address))
-    return 0
+    outcome = runner.resume(args.experiment, address=args.address)
+    _print_outcome(outcome)
+    return _exit_code(outcome)
+
+
+def _exit_code(outcome: Any) -> int:
+    """0 when every trial ended without an error; 1 when the search was interrupted (Ray Tune
+    catches Ctrl-C itself) or a trial failed."""
+    return 0 if outcome.finished and not outcome.failed else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Trials finished / running / failed, best values so far and the current front."""
+    """Trials completed / stopped early / failed / in progress, best values so far and the
+    current front."""
     from tune_jobs import runner
 
     status = runner.status(args.experiment)
-    counts = ", ".join(f"{n} {state.lower()}" for state, n in status.counts.items())
+    counts = ", ".join(f"{n} {stage}" for stage, n in status.counts.items())
     print(f"{status.experiment_path}: {status.total} of {status.planned} trials started ({counts})")
     for metric, mode in status.outcome.objectives:
         best = status.best.get(metric)
         print(f"  best {metric} ({mode}): " + ("-" if best is None else f"{best:.4f}"))
-    _print_outcome(status.outcome)
+    _print_outcome(status.outcome, live=True)
     return 0
 
 
@@ -191,7 +210,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     for path in result:
         print(path)
-    print(f"load one with: analysis.load_model('{args.out}/<trial_id>')")
+    print(f"load one with: analysis.load_model('{Path(args.out) / '<trial_id>'}')")
     return 0
 
 
@@ -206,6 +225,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for key, value in metrics.items():
         print(f"  {key:<24} {value:.4f}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,7 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     resume.set_defaults(func=cmd_resume)
 
     status = commands.add_parser(
-        "status", help="progress, best values and current front of an experiment"
+        "status",
+        help="progress, best values and current front of an experiment",
+        description="Trials completed, stopped early, failed and in progress, the best value of "
+        "each objective and the current Pareto front, read from the experiment's files (works "
+        "while the search runs).",
     )
     status.add_argument("experiment", help="the experiment directory")
     status.set_defaults(func=cmd_status)
@@ -291,12 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", help="output directory (default: EXPERIMENT/report)")
     analyze.set_defaults(func=cmd_analyze)
 
-    export = commands.add_parser("export", help="export the front's models")
+    export = commands.add_parser(
+        "export",
+        help="export the front's models",
+        description="Write each front model's weights, config and final metrics to its own "
+        "directory under --out, loadable with analysis.load_model.",
+    )
     export.add_argument("experiment")
     export.add_argument("--out", required=True, help="directory for the exported models")
     export.set_defaults(func=cmd_export)
 
-    evaluate = commands.add_parser("evaluate", help="full evaluation of one exported model")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="full evaluation of one exported model",
+        description="Evaluate an exported model on the full test set of its dataset, with "
+        "rotation and/or eps profiles.",
+    )
     evaluate.add_argument("checkpoint", help="an exported model directory (or its model.pt)")
     evaluate.add_argument(
         "--profile",
@@ -305,14 +348,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the invariance (rotation) and/or robustness (eps) profile",
     )
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    evaluate.add_argument("--test-size", type=int, help="evaluate on the first N test images")
+    evaluate.add_argument(
+        "--test-size", type=_positive_int, help="evaluate on the first N test images"
+    )
     evaluate.set_defaults(func=cmd_evaluate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        return _run(build_parser().parse_args(argv))
+    except BrokenPipeError:  # `cusp-tune status EXP | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

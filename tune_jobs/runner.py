@@ -9,10 +9,10 @@ experiment directory, so ``resume``, ``status`` and the analysis need nothing el
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,13 +43,16 @@ class SearchOutcome:
     trials: pd.DataFrame  # one row per trial: id, status, curriculum, objectives, metrics
     front: pd.DataFrame  # the non-dominated completed trials
     objectives: tuple[tuple[str, str], ...]
-    finished: bool  # every trial ran to the end (no interruption)
+    finished: bool  # every planned trial has ended: completed, stopped early or failed
+    planned: int  # trials the search asked for
+    failed: int = 0  # trials that ended with an error
 
 
 def connect(address: str | None = None) -> None:
     """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``), or start a local Ray.
 
-    A local Ray binds its dashboard to 127.0.0.1 only.
+    A local Ray serves no dashboard web UI. A ``host:port`` or ``ray://host:port`` address is
+    first checked to accept connections (Ray itself retries an unreachable one for minutes).
     """
     import ray
 
@@ -58,6 +61,7 @@ def connect(address: str | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     try:
         if address:
+            _check_reachable(address)
             ray.init(address=address, log_to_driver=False)
         else:
             # "local": a new instance of our own, never whatever cluster runs on the machine.
@@ -69,6 +73,50 @@ def connect(address: str | None = None) -> None:
             )
     except ConnectionError as exc:
         raise UserError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Raise ``ConnectionError`` when nothing accepts connections at a ``host:port`` address
+    (``auto`` and ``local`` are left to Ray)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"nothing accepts connections at {host}:{port} ({exc.strerror or exc}); check "
+            "--address or RAY_ADDRESS"
+        ) from None
+
+
+def _connect_and_check(spec: JobSpec, address: str | None) -> None:
+    """:func:`connect`, then :func:`check_resources` when that started a local Ray."""
+    import ray
+
+    starts_local = not (address or os.environ.get("RAY_ADDRESS") or ray.is_initialized())
+    connect(address)
+    if starts_local:
+        check_resources(spec)
+
+
+def check_resources(spec: JobSpec) -> None:
+    """Fail when a trial asks for more CPUs or GPUs than the connected Ray has in all (only
+    meaningful for a local Ray: a cluster's autoscaler may add nodes later)."""
+    import ray
+
+    available = ray.cluster_resources()
+    for key, asked in spec.resources.as_ray().items():
+        have = available.get(key.upper(), 0.0)
+        if asked > have:
+            fix = "0" if have == 0 else f"at most {have:g}"
+            raise UserError(
+                f"each trial asks for resources.{key}={asked:g} but this machine's Ray has "
+                f"{have:g} {key.upper()}s; set resources.{key} to {fix} (--set "
+                f"resources.{key}=...) or run on a cluster with --address"
+            )
 
 
 def _trainable(spec: JobSpec, dataset: Any) -> Any:
@@ -193,14 +241,6 @@ def _write_job(spec: JobSpec, path: str) -> None:
         ) from None
 
 
-def _remove_job(path: str) -> None:
-    """Undo ``_write_job`` for an experiment that never started."""
-    if "://" not in path:
-        (Path(path) / JOB_FILE).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            Path(path).rmdir()
-
-
 def _read_job(path: str) -> JobSpec:
     from tune_jobs.spec import JobSpec
 
@@ -225,9 +265,20 @@ def _read_job(path: str) -> JobSpec:
 
 
 def launch(
-    spec: JobSpec, address: str | None = None, callbacks: list | None = None, stop: Any = None
+    spec: JobSpec,
+    address: str | None = None,
+    callbacks: list | None = None,
+    stop: Any = None,
+    on_start: Callable[[], None] | None = None,
 ) -> SearchOutcome:
-    """Start the search described by ``spec`` and wait for it (``stop``: :func:`build_tuner`)."""
+    """Start the search described by ``spec`` and wait for it (``stop``: :func:`build_tuner`).
+
+    ``on_start`` is called once every check has passed, just before the trials start. A launch
+    that fails or is interrupted before Ray Tune saved any state removes what it wrote, so the
+    same name can be launched again.
+    """
+    from ray import tune
+
     path = spec.experiment_path
     if "://" not in path and Path(path).exists():
         raise UserError(
@@ -237,11 +288,15 @@ def launch(
     dataset = load_search_dataset(spec)
     _write_job(spec, path)  # fails early, before Ray starts, when storage is not writable
     try:
-        connect(address)
-    except UserError:
-        _remove_job(path)
+        _connect_and_check(spec, address)
+        tuner = build_tuner(spec, dataset, callbacks, stop=stop)
+        if on_start is not None:
+            on_start()
+        results = tuner.fit()
+    except BaseException:
+        if "://" not in path and not tune.Tuner.can_restore(path):
+            shutil.rmtree(path, ignore_errors=True)
         raise
-    results = build_tuner(spec, dataset, callbacks, stop=stop).fit()
     _sync_journal(path)
     return summarize(results, spec, path)
 
@@ -256,7 +311,7 @@ def resume(path: str, address: str | None = None, callbacks: list | None = None)
     if not tune.Tuner.can_restore(path):
         raise UserError(f"{path} has no Ray Tune experiment state to resume from")
     dataset = load_search_dataset(spec)
-    connect(address)
+    _connect_and_check(spec, address)
     tuner = tune.Tuner.restore(
         path,
         trainable=_trainable(spec, dataset),
@@ -295,6 +350,7 @@ def trial_table(
             continue
         record: dict[str, Any] = {
             "trial_id": result.get("trial_id"),
+            "model": config.get("model"),
             "curriculum": curriculum_summary(config)["curriculum"],
             "method": config.get("method"),
             "epochs_done": result.get("epoch"),
@@ -314,11 +370,12 @@ def summarize(results: Any, spec: JobSpec, path: str) -> SearchOutcome:
     table = trial_table(((r.config or {}, r.metrics) for r in results), spec)
     completed = table[table["final"]] if len(table) else table
     front = non_dominated(completed, objectives) if len(completed) else completed
-    # Count ended rows rather than test all rows: a trial interrupted before its first result
-    # has no row at all.
-    ended = int((table["final"] | table["stopped"]).sum()) if len(table) else 0
-    finished = ended == spec.search.trials and all(r.error is None for r in results)
-    return SearchOutcome(path, table, front, objectives, finished)
+    # Count ended trials rather than test all rows: a trial interrupted before its first result
+    # has no row at all, and neither has a trial that failed before it.
+    failed = sum(r.error is not None for r in results)
+    ended = (int((table["final"] | table["stopped"]).sum()) if len(table) else 0) + failed
+    finished = ended == spec.search.trials
+    return SearchOutcome(path, table, front, objectives, finished, spec.search.trials, failed)
 
 
 @dataclass(frozen=True)
@@ -326,9 +383,25 @@ class SearchStatus:
     experiment_path: str
     planned: int
     total: int
-    counts: dict[str, int]  # Ray Tune trial status -> number of trials
+    counts: dict[str, int]  # progress (see :func:`progress`) -> number of trials
     best: dict[str, float]  # objective -> best value among completed trials
     outcome: SearchOutcome
+
+
+def progress(tune_status: str, result: Mapping[str, Any] | None) -> str:
+    """Where a trial stands, from Ray Tune's snapshot status and its last result: ``completed``,
+    ``stopped early`` (by the scheduler), ``failed``, ``in progress`` (it has reported, and is
+    running or was interrupted: the files cannot tell which) or ``not started``.
+
+    Tune's snapshots record a running trial as PENDING, so the status alone is not enough.
+    """
+    if tune_status == "ERROR":
+        return "failed"
+    if result and result.get("final"):
+        return "completed"
+    if tune_status == "TERMINATED":
+        return "stopped early"
+    return "in progress" if result else "not started"
 
 
 def status(path: str) -> SearchStatus:
@@ -343,7 +416,8 @@ def status(path: str) -> SearchStatus:
         raise UserError(f"{path} has no trials yet (the search has not started)") from None
     counts: dict[str, int] = {}
     for trial in analysis.trials:
-        counts[trial.status] = counts.get(trial.status, 0) + 1
+        stage = progress(trial.status, trial.last_result)
+        counts[stage] = counts.get(stage, 0) + 1
     table = trial_table(((t.config, t.last_result) for t in analysis.trials), spec)
     if not len(table):
         table = pd.DataFrame(columns=["final", "stopped"])
@@ -356,9 +430,10 @@ def status(path: str) -> SearchStatus:
             if len(values):
                 best[metric] = float(values.max() if mode == "max" else values.min())
     front = non_dominated(completed, objectives) if len(completed) else completed
+    failed = counts.get("failed", 0)
     ended = table["final"].astype(bool) | table["stopped"].astype(bool)
-    finished = int(ended.sum()) == spec.search.trials
-    outcome = SearchOutcome(path, table, front, objectives, finished)
+    finished = int(ended.sum()) + failed == spec.search.trials
+    outcome = SearchOutcome(path, table, front, objectives, finished, spec.search.trials, failed)
     return SearchStatus(path, spec.search.trials, len(analysis.trials), counts, best, outcome)
 
 
@@ -376,8 +451,10 @@ def submit(job: str, address: str, overrides: dict[str, Any]) -> str:
 
     from tune_jobs.spec import find_job, load_job
 
-    load_job(job, overrides)
+    spec = load_job(job, overrides)
     source = find_job(job)
+    # the file travels as job.yaml, so a name taken from the file's stem must be pinned
+    overrides = {"name": spec.name, **overrides}
     with tempfile.TemporaryDirectory(prefix="cusp-tune-submit-") as workdir:
         (Path(workdir) / "job.yaml").write_text(source.read_text())
         sets = " ".join(
@@ -399,8 +476,10 @@ __all__ = [
     "JOB_FILE",
     "SearchOutcome",
     "build_tuner",
+    "check_resources",
     "connect",
     "launch",
+    "progress",
     "resume",
     "status",
     "submit",
