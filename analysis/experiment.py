@@ -85,7 +85,11 @@ class Experiment:
             curriculum's label), ``label`` (a short label for plots: curriculum and method),
             ``train_theta`` / ``train_translate`` / ``train_eps`` (the largest rotation range in
             degrees, translation fraction and PGD budget the curriculum reaches), ``epochs_done``,
-            ``epochs`` (planned), ``final`` (the last epoch reported the full evaluation), the
+            ``epochs`` (planned), ``final`` (the last epoch reported the full evaluation),
+            ``stopped`` (stopped early by the scheduler: the newest state snapshot says
+            ``TERMINATED``, the trial has reported, its last result is not final and it has no
+            ``error``; False without a snapshot, and for a trial interrupted with its search,
+            which the snapshot leaves ``RUNNING``, ``PENDING`` or ``PAUSED``), the
             metrics of the last reported epoch (``clean_acc``, ``spatial_acc``, ``adv_acc``, ...:
             on the full test set with the profiles ``spatial_acc@<deg>`` / ``adv_acc@<eps>``
             for final rows, on the fixed evaluation subset for the others; the objectives'
@@ -366,6 +370,7 @@ def _read_trial(
             error = None
         error = error or "failed (empty error.txt)"
     status = info.get("status")
+    stopped = _stopped_early(status, results, error)
     if not status:
         status = TERMINATED if final else ERROR if error else UNFINISHED if trial_dir else PENDING
     elif final and status in (RUNNING, PENDING, PAUSED):
@@ -391,6 +396,7 @@ def _read_trial(
             "status": status,
             "epochs_done": int(epochs_done),
             "final": final,
+            "stopped": stopped,
             "started_at": _float(started),
             "completed_at": _float(completed),
             "last_result_at": _float(last.get("timestamp")),
@@ -400,6 +406,21 @@ def _read_trial(
     )
     record.pop("epoch", None)
     return record, results, dict(config)
+
+
+def _stopped_early(
+    snapshot_status: str | None, results: Sequence[Mapping[str, Any]], error: str | None
+) -> bool:
+    """Whether a trial was stopped early by the scheduler: Ray's snapshot says ``TERMINATED``,
+    its last result is not final and it has no error.
+
+    An interrupted search leaves its trials ``RUNNING``, ``PENDING`` or ``PAUSED`` in the
+    snapshot, never ``TERMINATED``; without a snapshot (``snapshot_status`` None) or without a
+    result the answer is False.
+    """
+    if snapshot_status != TERMINATED or not results or error is not None:
+        return False
+    return not bool(results[-1].get("final", False))
 
 
 def _scalar(value: Any) -> bool:
@@ -511,6 +532,7 @@ _LEADING = [
     "epochs_done",
     "epochs",
     "final",
+    "stopped",
 ]
 _TRAILING = ["started_at", "completed_at", "last_result_at", "checkpoint_path", "error"]
 
@@ -553,6 +575,7 @@ def _trial_frame(
     ]
     frame = frame[[*_LEADING, *metrics, *_TRAILING, *config_columns]]
     frame["final"] = frame["final"].astype(bool)
+    frame["stopped"] = frame["stopped"].astype(bool)
     return frame.reset_index(drop=True)
 
 

@@ -191,6 +191,17 @@ def _export_one(
     return target, None
 
 
+def _empty_output_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir`` as a path; raise :class:`UserError` when it is a file or a directory that
+    is not empty (exports would mix with what is there)."""
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; choose a directory to export into (--out)")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {out} exists and is not empty; choose a new directory")
+    return out
+
+
 def export_front(
     experiment_path: str | os.PathLike[str] | Experiment,
     out_dir: str | os.PathLike[str],
@@ -199,13 +210,14 @@ def export_front(
     """Export every model on the experiment's front (see the module docstring for the layout).
 
     A front member without a usable final checkpoint is skipped with a line in
-    ``warnings``. The directories are built in a temporary directory next to ``out_dir`` and
-    moved in when complete; an existing ``<out_dir>/<trial_id>`` is replaced, other contents of
-    ``out_dir`` are kept, ``index.csv`` is rewritten.
+    ``warnings``. ``out_dir`` must not exist or be empty, so that ``index.csv`` lists every
+    model directory in it. The directories are built in a temporary directory next to
+    ``out_dir`` and moved in when complete.
 
     Raises:
-        UserError: not an experiment, no results or no completed trial yet, or no front member
-            could be exported (the message lists why each was skipped).
+        UserError: not an experiment, no results or no completed trial yet, ``out_dir`` is a
+            file or a non-empty directory (checked before anything is written), or no front
+            member could be exported (the message lists why each was skipped).
     """
     experiment = (
         experiment_path
@@ -220,9 +232,7 @@ def export_front(
             f"no trial of {experiment.path} has completed yet, so its front is empty; "
             "export once a trial has finished"
         )
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} is a file; choose a directory to export into (--out)")
+    out = _empty_output_dir(out_dir)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -267,11 +277,8 @@ def export_front(
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         for _, name in exported:
-            target = out / name
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging / name, target)
-            paths.append(target)
+            os.replace(staging / name, out / name)
+            paths.append(out / name)
         os.replace(staging / INDEX_FILE, out / INDEX_FILE)
     except OSError as exc:
         raise UserError(f"cannot write to {out}: {exc}; choose another --out") from None

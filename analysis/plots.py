@@ -167,12 +167,13 @@ def plot_front(
 ) -> Path:
     """Scatter of all completed trials on the first two objectives, front highlighted.
 
-    One experiment: dominated trials in grey, unfinished trials (their latest per-epoch values,
-    measured on the evaluation subset) as hollow markers, front members in colour, joined by the
-    front's staircase and labelled with their curriculum. Several experiments: one colour each,
-    dominated trials faint, each front with its staircase. With more than two objectives the
-    front is computed on all of them and the first two are drawn; with one objective the trials
-    are drawn against their completion order.
+    One experiment: dominated trials in grey, trials stopped early by the scheduler (their values
+    at the stopping epoch, measured on the evaluation subset) as orange crosses, unfinished
+    trials (their latest per-epoch values, on the evaluation subset) as hollow markers, front
+    members in colour, joined by the front's staircase and labelled with their curriculum.
+    Several experiments: one colour each, dominated trials faint, each front with its
+    staircase. With more than two objectives the front is computed on all of them and the first
+    two are drawn; with one objective the trials are drawn against their completion order.
     """
     listed = _as_list(experiments)
     objectives = _objectives_of(listed, objectives)
@@ -190,10 +191,17 @@ def plot_front(
         front = experiment.front(objectives).dropna(subset=[x_metric, y_metric])
         dominated = done.drop(index=front.index)
         if single:
-            unfinished = experiment.trials[~experiment.trials.index.isin(done.index)]
-            unfinished = unfinished[unfinished["status"] != "ERROR"].dropna(
-                subset=[x_metric, y_metric]
-            )
+            stopped, unfinished = _partial_trials(experiment, done.index, x_metric, y_metric)
+            if len(stopped):
+                ax.scatter(
+                    stopped[x_metric],
+                    stopped[y_metric],
+                    marker="x",
+                    color="C1",
+                    s=36,
+                    label=f"stopped early ({len(stopped)}; values at the stopping epoch, "
+                    "evaluation subset)",
+                )
             if len(unfinished):
                 ax.scatter(
                     unfinished[x_metric],
@@ -252,6 +260,19 @@ def plot_front(
         )
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
+
+
+def _partial_trials(
+    experiment: Experiment, done: pd.Index, x_metric: str, y_metric: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trials with both metrics that neither completed (``done``) nor failed, split into
+    those stopped early by the scheduler and the others (running or interrupted)."""
+    trials = experiment.trials
+    partial = trials[~trials.index.isin(done) & (trials["status"] != "ERROR")]
+    partial = partial.dropna(subset=[x_metric, y_metric])
+    is_stopped = partial.get("stopped", pd.Series(False, index=partial.index))
+    is_stopped = is_stopped.fillna(False).astype(bool)
+    return partial[is_stopped], partial[~is_stopped]
 
 
 def _front_labels(front: pd.DataFrame, with_model: bool = False) -> list[str]:

@@ -82,6 +82,18 @@ def _load_all(experiments: ExperimentLike | Sequence[ExperimentLike]) -> list[Ex
     return loaded
 
 
+def _failed_count(trials: pd.DataFrame) -> int:
+    """Number of trials whose status is ``ERROR``."""
+    return int((trials["status"].astype(str) == "ERROR").sum()) if len(trials) else 0
+
+
+def _stopped_count(trials: pd.DataFrame) -> int:
+    """Number of trials stopped early by the scheduler (the ``stopped`` column)."""
+    if not len(trials) or "stopped" not in trials:
+        return 0
+    return int(trials["stopped"].fillna(False).astype(bool).sum())
+
+
 def _best(values: pd.Series, mode: str) -> float:
     values = pd.to_numeric(values, errors="coerce").dropna()
     if not len(values):
@@ -97,9 +109,10 @@ def compare(
     """One row per experiment, measured on the same objectives from the same reference.
 
     Columns: ``experiment``, ``preset``, ``sampler``, ``models``, ``trials_planned``,
-    ``trials_completed``, ``trials_failed``, ``trials_unfinished``, ``front_size``,
-    ``hypervolume``, ``reference`` (the reference point, identical in every row) and
-    ``best_<metric>`` per objective. ``objectives`` default to the first experiment's;
+    ``trials_completed``, ``trials_failed``, ``trials_stopped`` (stopped early by the scheduler),
+    ``trials_unfinished`` (the other started trials: running, pending, or interrupted),
+    ``front_size``, ``hypervolume``, ``reference`` (the reference point, identical in every row)
+    and ``best_<metric>`` per objective. ``objectives`` default to the first experiment's;
     ``reference`` to :func:`~analysis.hypervolume.reference_point` over every experiment's
     completed trials. ``attrs["reference"]`` and ``attrs["objectives"]`` hold both.
     """
@@ -114,8 +127,7 @@ def compare(
         done = experiment.completed
         usable = done.dropna(subset=metrics) if all(m in done for m in metrics) else done[0:0]
         front = experiment.front(objectives)
-        statuses = experiment.trials["status"].astype(str) if len(experiment.trials) else []
-        failed = int((np.asarray(statuses) == "ERROR").sum()) if len(statuses) else 0
+        failed, stopped = _failed_count(experiment.trials), _stopped_count(experiment.trials)
         row: dict[str, Any] = {
             "experiment": name,
             "preset": experiment.spec.search.preset,
@@ -124,7 +136,8 @@ def compare(
             "trials_planned": experiment.spec.search.trials,
             "trials_completed": len(done),
             "trials_failed": failed,
-            "trials_unfinished": len(experiment.trials) - len(done) - failed,
+            "trials_stopped": stopped,
+            "trials_unfinished": len(experiment.trials) - len(done) - failed - stopped,
             "front_size": len(front),
             "hypervolume": hypervolume(usable[metrics].to_numpy(float), ref, modes)
             if len(usable)
@@ -238,6 +251,20 @@ def _objective_text(objectives: Objectives, experiment: Experiment) -> str:
     )
 
 
+def _trial_counts(row: Mapping[str, Any]) -> str:
+    """``"<n> completed"``, then the stopped, failed and unfinished trials of a :func:`compare`
+    row, each only when there are some."""
+    parts = [f"{row['trials_completed']} completed"]
+    for key, words in (
+        ("trials_stopped", "stopped early by the scheduler"),
+        ("trials_failed", "failed"),
+        ("trials_unfinished", "unfinished"),
+    ):
+        if row[key]:
+            parts.append(f"{row[key]} {words}")
+    return ", ".join(parts)
+
+
 def _job_summary(experiment: Experiment, objectives: Objectives, row: Mapping[str, Any]) -> str:
     spec = experiment.spec
     trial = spec.trial_config()
@@ -256,8 +283,8 @@ def _job_summary(experiment: Experiment, objectives: Objectives, row: Mapping[st
         f"- search: preset `{spec.search.preset}`, sampler `{spec.search.sampler}`, "
         f"{spec.search.trials} trials planned, {spec.search.max_concurrent} at a time",
         f"- objectives: {_objective_text(objectives, experiment)}",
-        f"- trials: {row['trials_completed']} completed of {len(experiment.trials)} started "
-        f"({counts or 'none'})",
+        f"- trials: {_trial_counts(row)}, of {len(experiment.trials)} started "
+        f"(status: {counts or 'none'})",
         f"- front: {row['front_size']} models; hypervolume **{row['hypervolume']:.4f}** "
         f"(reference {ref})",
     ]

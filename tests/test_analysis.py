@@ -148,6 +148,18 @@ TRACEBACK = (
 )
 
 
+def _write_state(experiment: Path, statuses: dict[str, str]) -> None:
+    """A Ray Tune ``experiment_state-*.json`` snapshot giving each trial id its status."""
+
+    def entry(trial_id: str, status: str) -> list[str]:
+        meta = {"trial_id": trial_id, "status": status, "relative_logdir": f"trial_{trial_id}"}
+        meta["config"] = _config()
+        return [json.dumps(meta), json.dumps({"start_time": 900.0, "last_result": {}})]
+
+    state = {"trial_data": [entry(trial_id, status) for trial_id, status in statuses.items()]}
+    (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(state))
+
+
 @pytest.fixture
 def mixed_experiment(tmp_path) -> Path:
     """Three completed trials, one failed, one unfinished (with a half-written last line) whose
@@ -302,27 +314,133 @@ def test_loading_gives_statuses_and_keeps_failed_and_unfinished_off_the_front(mi
     assert set(experiment.front()["trial_id"]) == {"aaa", "bbb"}
     assert len(experiment.history) == 2 * 3 + 1  # the half-written line is skipped
     assert experiment.trials["checkpoint_path"].isna().all()
+    assert experiment.trials["stopped"].dtype == bool
+    assert not experiment.trials["stopped"].any()  # no state snapshot: nothing counts as stopped
 
 
 def test_the_ray_state_file_gives_statuses_and_pending_trials(mixed_experiment):
-    def entry(trial_id: str, status: str) -> list[str]:
-        meta = {"trial_id": trial_id, "status": status, "relative_logdir": f"trial_{trial_id}"}
-        meta["config"] = _config()
-        return [json.dumps(meta), json.dumps({"start_time": 900.0, "last_result": {}})]
-
-    state = {
-        "trial_data": [
-            entry("aaa", "TERMINATED"),
-            entry("eee", "RUNNING"),
-            entry("ggg", "PENDING"),
-        ]
-    }
-    (mixed_experiment / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(state))
+    _write_state(mixed_experiment, {"aaa": "TERMINATED", "eee": "RUNNING", "ggg": "PENDING"})
     trials = load_experiment(mixed_experiment).trials.set_index("trial_id")
     assert trials.loc["eee", "status"] == "RUNNING"
     assert trials.loc["ggg", "status"] == "PENDING" and trials.loc["ggg", "epochs_done"] == 0
     assert trials.loc["aaa", "started_at"] == 900.0
     assert trials.loc["ddd", "status"] == "ERROR"  # not in the snapshot: derived from files
+
+
+@pytest.fixture
+def stopped_experiment(tmp_path) -> Path:
+    """A search with an early-stopping scheduler, killed while it ran: two completed trials, two
+    the scheduler stopped (TERMINATED, last result not final), two interrupted (RUNNING and
+    PENDING with non-final results), one failed."""
+    path = tmp_path / "moasha"
+    _write_job(path, "moasha")
+    _completed(path, "aaa", spatial=0.6, adv=0.2, t=1000.0)
+    _completed(path, "bbb", spatial=0.3, adv=0.5, t=1100.0, theta_max=30.0, eps_max=0.3)
+    _write_trial(
+        path, "sss", results=[_result("sss", 1, False, 990.0, spatial_acc=0.2, adv_acc=0.1)]
+    )
+    _write_trial(
+        path,
+        "ttt",
+        results=[
+            _result("ttt", 1, False, 980.0, spatial_acc=0.2, adv_acc=0.2),
+            _result("ttt", 2, False, 995.0, spatial_acc=0.25, adv_acc=0.15),
+        ],
+    )
+    _write_trial(
+        path, "rrr", results=[_result("rrr", 1, False, 1200.0, spatial_acc=0.4, adv_acc=0.3)]
+    )
+    _write_trial(
+        path, "ppp", results=[_result("ppp", 1, False, 1210.0, spatial_acc=0.1, adv_acc=0.4)]
+    )
+    _write_trial(
+        path,
+        "eee",
+        results=[_result("eee", 1, False, 1000.0, spatial_acc=0.1, adv_acc=0.1)],
+        error=TRACEBACK,
+    )
+    _write_state(
+        path,
+        {
+            "aaa": "TERMINATED",
+            "bbb": "TERMINATED",
+            "sss": "TERMINATED",
+            "ttt": "TERMINATED",
+            "rrr": "RUNNING",
+            "ppp": "PENDING",
+            "eee": "ERROR",
+        },
+    )
+    return path
+
+
+def test_trials_stopped_by_the_scheduler_are_told_from_interrupted_ones(stopped_experiment):
+    trials = load_experiment(stopped_experiment).trials.set_index("trial_id")
+    assert trials["stopped"].dtype == bool
+    assert trials["stopped"].to_dict() == {
+        "aaa": False,
+        "bbb": False,
+        "sss": True,
+        "ttt": True,
+        "rrr": False,
+        "ppp": False,
+        "eee": False,
+    }
+    assert trials.loc["ttt", "status"] == "TERMINATED" and trials.loc["ttt", "epochs_done"] == 2
+    assert trials.loc["ttt", "spatial_acc"] == 0.25  # the values at the stopping epoch
+    without_state = stopped_experiment / "experiment_state-2026-01-01_00-00-00.json"
+    without_state.unlink()
+    assert not load_experiment(stopped_experiment).trials["stopped"].any()
+
+
+def test_a_terminated_trial_with_an_error_file_is_not_stopped(tmp_path):
+    path = tmp_path / "retried"
+    _write_job(path, "retried")
+    _write_trial(
+        path,
+        "aaa",
+        results=[_result("aaa", 1, False, 990.0, spatial_acc=0.2, adv_acc=0.1)],
+        error=TRACEBACK,
+    )
+    _write_trial(path, "bbb", results=[])
+    _write_state(path, {"aaa": "TERMINATED", "bbb": "TERMINATED"})
+    assert load_experiment(path).trials["stopped"].tolist() == [False, False]
+
+
+def test_the_report_counts_stopped_trials_apart(stopped_experiment, tmp_path, monkeypatch):
+    table = compare(stopped_experiment)
+    counts = table.loc[0, ["trials_completed", "trials_stopped", "trials_failed"]].tolist()
+    assert counts == [2, 2, 1] and table.loc[0, "trials_unfinished"] == 2
+    import analysis.plots
+
+    legends = {}
+    save = analysis.plots._save
+
+    def recording_save(fig, path):
+        legend = fig.axes[0].get_legend()
+        legends[Path(path).name] = [t.get_text() for t in legend.get_texts()] if legend else []
+        return save(fig, path)
+
+    monkeypatch.setattr(analysis.plots, "_save", recording_save)
+    files = write_report([stopped_experiment], tmp_path / "report")
+    text = files.report.read_text()
+    assert (
+        "- trials: 2 completed, 2 stopped early by the scheduler, 1 failed, 2 unfinished, "
+        "of 7 started" in text
+    )
+    trials = pd.read_csv(files.trials_csv).set_index("trial_id")
+    assert trials["stopped"].to_dict() == {
+        "aaa": False,
+        "bbb": False,
+        "sss": True,
+        "ttt": True,
+        "rrr": False,
+        "ppp": False,
+        "eee": False,
+    }
+    front_legend = legends["front.png"]
+    assert "stopped early (2; values at the stopping epoch, evaluation subset)" in front_legend
+    assert "unfinished (2; latest epoch, evaluation subset)" in front_legend
 
 
 def test_a_directory_without_job_yaml_is_not_an_experiment(tmp_path):
@@ -543,6 +661,22 @@ def test_export_of_an_equivariant_model_loads_as_plain_torch(digits, tmp_path):
         trial = Trial(TrialConfig.from_dict(state["config"]), digits, torch.device("cpu"))
         trial.restore(checkpoint)
         torch.testing.assert_close(model(x), export_model(trial.model)(x), atol=1e-5, rtol=0)
+
+
+def test_export_into_a_non_empty_directory_is_a_user_error(digits, tmp_path):
+    path = _trained_trial_experiment(tmp_path, digits, "stdcnn", ("s1", "s2"))
+    out = tmp_path / "models"
+    (out / "other").mkdir(parents=True)
+    (out / "other" / "model.pt").write_bytes(b"another experiment's model")
+    with pytest.raises(UserError, match="exists and is not empty; choose a new directory"):
+        export_front(path, out)
+    assert [p.name for p in out.iterdir()] == ["other"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".models")]
+    (out / "other" / "model.pt").unlink()
+    (out / "other").rmdir()
+    assert [p.name for p in export_front(path, out)] == ["s1"]  # an empty directory is fine
+    with pytest.raises(UserError, match="exists and is not empty"):
+        export_front(path, out)  # nor twice into the same one
 
 
 def test_export_without_any_checkpoint_is_a_user_error(mixed_experiment, tmp_path):

@@ -77,7 +77,7 @@ def test_tiny_search_gives_a_two_objective_front(local_ray, tmp_path):
     assert (Path(outcome.experiment_path) / "job.yaml").is_file()
 
     status = runner.status(outcome.experiment_path)
-    assert status.counts == {"TERMINATED": 4} and status.planned == 4
+    assert status.counts == {"completed": 4} and status.planned == 4
     assert status.best["adv_acc"] == outcome.trials["adv_acc"].max()
     assert set(status.outcome.front["trial_id"]) == set(outcome.front["trial_id"])
 
