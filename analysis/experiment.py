@@ -235,7 +235,7 @@ def _read_spec(directory: Path) -> Any:
         raw = yaml.safe_load(job_file.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"{job_file} is unreadable ({type(exc).__name__}); restore it") from None
-    return JobSpec.from_dict(raw, source=str(job_file))
+    return JobSpec.from_saved(raw, source=str(job_file))
 
 
 def _read_state(directory: Path) -> dict[str, dict[str, Any]]:

@@ -82,6 +82,18 @@ def _load_all(experiments: ExperimentLike | Sequence[ExperimentLike]) -> list[Ex
     return loaded
 
 
+def _models(spec: Any) -> list[str]:
+    """The models a job trains: its grid's, or the job's own."""
+    return [str(model) for model in spec.search.grid.get("model", spec.models)]
+
+
+def _search_text(search: Any) -> str:
+    """``preset `joint`, sampler `tpe``` or, for a grid job, ``grid over theta_max (7), ...``."""
+    if search.grid:
+        return "grid over " + ", ".join(f"{key} ({len(v)})" for key, v in search.grid.items())
+    return f"preset `{search.preset}`, sampler `{search.sampler}`"
+
+
 def _failed_count(trials: pd.DataFrame) -> int:
     """Number of trials whose status is ``ERROR``."""
     return int((trials["status"].astype(str) == "ERROR").sum()) if len(trials) else 0
@@ -130,9 +142,9 @@ def compare(
         failed, stopped = _failed_count(experiment.trials), _stopped_count(experiment.trials)
         row: dict[str, Any] = {
             "experiment": name,
-            "preset": experiment.spec.search.preset,
-            "sampler": experiment.spec.search.sampler,
-            "models": ", ".join(experiment.spec.models),
+            "preset": "grid" if experiment.spec.search.grid else experiment.spec.search.preset,
+            "sampler": "grid" if experiment.spec.search.grid else experiment.spec.search.sampler,
+            "models": ", ".join(_models(experiment.spec)),
             "trials_planned": experiment.spec.search.trials,
             "trials_completed": len(done),
             "trials_failed": failed,
@@ -278,15 +290,15 @@ def _job_summary(experiment: Experiment, objectives: Objectives, row: Mapping[st
     ref = row["reference"]
     lines = [
         f"- directory: `{experiment.path}`",
-        f"- data: {dataset}; model: {', '.join(spec.models)}{width}; "
+        f"- data: {dataset}; model: {', '.join(_models(spec))}{width}; "
         f"{spec.epochs} epochs per trial",
-        f"- search: preset `{spec.search.preset}`, sampler `{spec.search.sampler}`, "
+        f"- search: {_search_text(spec.search)}, "
         f"{spec.search.trials} trials planned, {spec.search.max_concurrent} at a time",
         f"- objectives: {_objective_text(objectives, experiment)}",
         f"- trials: {_trial_counts(row)}, of {len(experiment.trials)} started "
         f"(status: {counts or 'none'})",
-        f"- front: {row['front_size']} models; hypervolume **{row['hypervolume']:.4f}** "
-        f"(reference {ref})",
+        f"- front: {row['front_size']} model{'' if row['front_size'] == 1 else 's'}; "
+        f"hypervolume **{row['hypervolume']:.4f}** (reference {ref})",
     ]
     best = [
         f"`{m}` {row[f'best_{m}']:.4f}"

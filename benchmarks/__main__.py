@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -105,11 +106,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": _machine(args.device),
             "total_s": total,
             "failed": failed,
-            "results": [r.to_dict() for r in results],
+            "results": [_finite(r.to_dict()) for r in results],
         }
         with open(args.json, "w") as stream:
-            json.dump(payload, stream, indent=2)
+            json.dump(payload, stream, indent=2, allow_nan=False)
     return 1 if failed else 0
+
+
+def _finite(row: dict) -> dict:
+    """The row with infinite or NaN numbers as null (JSON has no Infinity)."""
+    return {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value
+        for key, value in row.items()
+    }
 
 
 def _shutdown_ray() -> None:

@@ -93,3 +93,18 @@ def test_result_ratio_and_medians_of_uneven_samples():
 def test_every_bench_module_is_discovered():
     names = discover()
     assert names[:6] == ["spatial", "pgd", "epoch", "gcnn", "ray_overhead", "memory"]
+
+
+def test_benchmark_json_has_no_infinity():
+    import json
+    import math
+
+    from benchmarks.__main__ import _finite
+
+    row = {"name": "never reached", "ours": math.inf, "ratio": 0.0, "baseline": math.nan}
+    assert json.loads(json.dumps(_finite(row), allow_nan=False)) == {
+        "name": "never reached",
+        "ours": None,
+        "ratio": 0.0,
+        "baseline": None,
+    }

@@ -31,6 +31,7 @@ def test_overrides_merge():
     ("values", "message"),
     [
         ({"epocs": 3}, "did you mean 'epochs'"),
+        ({"training.epochs": 3}, "did you mean 'epochs'"),  # a job's dotted path
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"epochs": "three"}, "epochs must be int"),
         ({"lr": -1}, "lr must be in"),

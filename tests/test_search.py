@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from trainables.errors import UserError
 from tune_jobs import runner
 from tune_jobs._optuna import JOURNAL_FILE, open_journal_study
 from tune_jobs.spec import load_job
@@ -331,11 +332,29 @@ def test_tradeoff_grid_job_runs_every_point_and_analyze_draws_it(local_ray, tmp_
     assert trained == [0, 90, 180]
     files = write_report([experiment], tmp_path / "report")
     assert files.plots["tradeoffs"].stat().st_size > 0
+    report = files.report.read_text()
+    assert "- search: grid over model (1), theta_max (3), 3 trials planned" in report
+    assert "preset" not in report.split("- search:")[1].splitlines()[0]
+
+
+def test_a_grid_job_is_described_by_its_grid(tmp_path, capsys, monkeypatch):
+    from analysis import report
+    from tune_jobs.cli import main
+
+    spec = load_job("digits-tradeoff-rotation")
+    assert spec.models == ("stdcnn",) and report._models(spec) == ["stdcnn", "gcnn-c4"]
+
+    def stop(spec, **kwargs):
+        kwargs["on_start"]()
+        raise UserError("stopped here")
+
+    monkeypatch.setattr(runner, "launch", stop)
+    assert main(["launch", "digits-tradeoff-rotation", "--storage", str(tmp_path)]) == 2
+    announced = capsys.readouterr().out
+    assert "search digits-tradeoff-rotation: grid of 14 points over model, theta_max," in announced
 
 
 def test_grid_with_a_bad_point_is_rejected_before_anything_starts(tmp_path):
-    from trainables.errors import UserError
-
     with pytest.raises(UserError, match=r"search.grid point \(model=stdcnn, theta_max=270\)"):
         load_job(
             "digits-tradeoff-rotation",

@@ -436,3 +436,17 @@ def test_direct_construction_validates():
         JobSpec(name="direct", trial={"epochs": 0}, models=("stdcnn",))
     with pytest.raises(UserError, match="mode"):
         Objective("adv_acc", "up")
+
+
+@pytest.mark.parametrize("key", ["preset", "sampler", "seed", "bounds.theta_max"])
+def test_a_grid_job_refuses_the_optuna_settings_it_would_ignore(key):
+    value = {"preset": "joint", "sampler": "nsga2", "seed": 3, "bounds.theta_max": [0, 90]}[key]
+    with pytest.raises(UserError, match=r"is not used by a grid job"):
+        load_job("digits-tradeoff-eps", {f"search.{key}": value})
+
+
+def test_a_saved_grid_job_of_an_earlier_version_still_loads():
+    # earlier versions wrote a grid job's unused preset and sampler into job.yaml
+    saved = load_job("digits-tradeoff-eps").to_dict()
+    saved["search"].update(preset="cusp", sampler="tpe", seed=0, sampler_options={}, bounds={})
+    assert JobSpec.from_saved(saved) == load_job("digits-tradeoff-eps")

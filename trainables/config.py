@@ -170,7 +170,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def _unknown_key_message(key: str, known: list[str]) -> str:
-    hint = difflib.get_close_matches(key, known, n=1)
+    flat = key.rsplit(".", 1)[-1]  # a job's dotted path (training.epochs): trials take flat keys
+    hint = [flat] if flat in known else difflib.get_close_matches(key, known, n=1)
     suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
     return f"unknown trial setting {key!r}{suggestion}"
 

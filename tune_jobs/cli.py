@@ -134,10 +134,15 @@ def cmd_launch(args: argparse.Namespace) -> int:
         overrides[option] = value
     spec = load_job(args.job, overrides)
 
+    search = spec.search
+    if search.grid:
+        what = f"grid of {search.trials} points over {', '.join(search.grid)}"
+    else:
+        what = f"{search.trials} trials of preset {search.preset} ({search.sampler})"
+
     def announce() -> None:
         print(
-            f"search {spec.name}: {spec.search.trials} trials of preset {spec.search.preset} "
-            f"({spec.search.sampler}), {spec.search.max_concurrent} at a time; "
+            f"search {spec.name}: {what}, {search.max_concurrent} at a time; "
             f"experiment {spec.experiment_path}",
             flush=True,
         )
@@ -336,9 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="full evaluation of one exported model",
-        description="Evaluate an exported model on the full test set of its dataset, with "
-        "rotation and/or eps profiles.",
+        help="every metric and profile of one exported model",
+        description="Evaluate an exported model with every metric and the rotation and/or eps "
+        "profiles, on the test images its search used (--test-size N for another number).",
     )
     evaluate.add_argument("checkpoint", help="an exported model directory (or its model.pt)")
     evaluate.add_argument(
@@ -349,7 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     evaluate.add_argument(
-        "--test-size", type=_positive_int, help="evaluate on the first N test images"
+        "--test-size",
+        type=_positive_int,
+        help="evaluate on the first N test images (default: as many as the search used)",
     )
     evaluate.set_defaults(func=cmd_evaluate)
     return parser

@@ -261,7 +261,7 @@ def _read_job(path: str) -> JobSpec:
                 "that `cusp-tune launch` printed"
             )
         text = job_file.read_text()
-    return JobSpec.from_dict(yaml.safe_load(text), source=f"{path}/{JOB_FILE}")
+    return JobSpec.from_saved(yaml.safe_load(text), source=f"{path}/{JOB_FILE}")
 
 
 def launch(

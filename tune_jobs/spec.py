@@ -908,6 +908,9 @@ class JobSpec:
         out["evaluation"] = evaluation
         out["objectives"] = [dataclasses.asdict(o) for o in self.objectives]
         out["search"] = dataclasses.asdict(self.search)
+        if self.search.grid:  # a grid job refuses the Optuna search's settings
+            for key in GRID_UNUSED:
+                out["search"].pop(key)
         out["resources"] = dataclasses.asdict(self.resources)
         out["storage"] = self.storage
         out["checkpoint"] = dataclasses.asdict(self.checkpoint)
@@ -930,6 +933,16 @@ class JobSpec:
             raise _Formatted(exc.format(source)) from None
         except UserError as exc:
             raise _Formatted(f"{source}: {exc}" if source else str(exc)) from None
+
+    @classmethod
+    def from_saved(cls, data: Any, source: str | None = None) -> JobSpec:
+        """:meth:`from_dict` for an experiment's saved ``job.yaml``, which earlier versions
+        wrote with the (unused) Optuna settings of a grid job."""
+        search = data.get("search") if isinstance(data, Mapping) else None
+        if isinstance(search, Mapping) and search.get("grid"):
+            kept = {key: value for key, value in search.items() if key not in GRID_UNUSED}
+            data = {**data, "search": kept}
+        return cls.from_dict(data, source)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> JobSpec:
         """A new spec with dotted-key overrides applied to :meth:`to_dict` and re-validated."""
@@ -1053,6 +1066,9 @@ def _objectives(value: Any) -> tuple[Objective, ...]:
     return tuple(objectives)
 
 
+GRID_UNUSED = ("preset", "bounds", "sampler", "sampler_options", "seed")
+
+
 def _search(raw: dict[str, Any]) -> SearchSettings:
     _check_keys(raw, _SEARCH_KEYS, "search")
     kwargs: dict[str, Any] = {}
@@ -1076,6 +1092,12 @@ def _search(raw: dict[str, Any]) -> SearchSettings:
         if not isinstance(values, list) or not values:
             raise UserError(f"search.grid.{key} must be a non-empty list of values")
     if grid:
+        unused = [key for key in GRID_UNUSED if key in raw]
+        if unused:
+            raise UserError(
+                f"search.{unused[0]} is not used by a grid job (search.grid replaces the Optuna "
+                f"search); remove it, or remove search.grid to search with Optuna"
+            )
         kwargs["grid"] = {key: [_yaml12_float(v) for v in values] for key, values in grid.items()}
         points = math.prod(len(values) for values in grid.values())
         if "trials" in kwargs and kwargs["trials"] != points:
