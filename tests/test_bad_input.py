@@ -74,7 +74,7 @@ def test_data_directory_without_the_dataset(tmp_path, capsys):
         "search.bounds.eps_max=[0, 0.3]",
     ]
     assert main(args) == 2
-    _assert_one_line_error(capsys, "download=true")
+    _assert_one_line_error(capsys, "dataset.download=true in a job spec")
     assert not (tmp_path / "out").exists()
 
 

@@ -32,6 +32,8 @@ def test_overrides_merge():
     [
         ({"epocs": 3}, "did you mean 'epochs'"),
         ({"training.epochs": 3}, "did you mean 'epochs'"),  # a job's dotted path
+        ({"lr_schedule": "cosine", "lr_milestones": [2]}, "lr_milestones is not used by"),
+        ({"lr_schedule": "constant", "lr_gamma": 0.5}, "lr_gamma is not used by"),
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"epochs": "three"}, "epochs must be int"),
         ({"lr": -1}, "lr must be in"),

@@ -74,6 +74,12 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        for key in ("lr_milestones", "lr_gamma"):
+            if key in self.curriculum and self.lr_schedule != "multistep":
+                raise UserError(
+                    f"{key} is not used by lr_schedule {self.lr_schedule!r}; remove it or set "
+                    "lr_schedule: multistep"
+                )
         _check_choice("method", self.method, METHODS)
         _check_choice("device", self.device, DEVICES)
         for name in ("epochs", "batch_size", "eval_subset", "eval_batch_size", "checkpoint_every"):

@@ -788,13 +788,15 @@ def _load_torchvision(
                     f"{where} by hand"
                 ) from None
             raise UserError(
-                f"{info.name} not found in {where}; pass download=true to fetch it, "
-                f"or point data_dir at a directory that has it"
+                f"{info.name} not found in {where}; set download=true to fetch it "
+                f"(dataset.download=true in a job spec), or point data_dir "
+                f"(dataset.data_dir) at a directory that has it"
             ) from None
         except (ValueError, TypeError, AssertionError, EOFError, KeyError, IndexError) as exc:
             raise UserError(
                 f"{info.name} files in {where} are unreadable ({_one_line(exc)}); "
-                f"delete them and pass download=true to fetch them again"
+                f"delete them and set download=true (dataset.download=true in a job spec) "
+                f"to fetch them again"
             ) from None
     tensors: list[torch.Tensor] = []
     for ds in splits:
