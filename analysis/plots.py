@@ -192,25 +192,19 @@ def plot_front(
         dominated = done.drop(index=front.index)
         if single:
             stopped, unfinished = _partial_trials(experiment, done.index, x_metric, y_metric)
-            if len(stopped):
-                ax.scatter(
-                    stopped[x_metric],
-                    stopped[y_metric],
-                    marker="x",
-                    color="C1",
-                    s=36,
-                    label=f"stopped early ({len(stopped)}; values at the stopping epoch, "
-                    "evaluation subset)",
-                )
-            if len(unfinished):
-                ax.scatter(
-                    unfinished[x_metric],
-                    unfinished[y_metric],
-                    facecolors="none",
-                    edgecolors="0.55",
-                    s=36,
-                    label=f"unfinished ({len(unfinished)}; latest epoch, evaluation subset)",
-                )
+            partial = (
+                (stopped, "stopped early", "values at the stopping epoch", PARTIAL_STYLES[0]),
+                (unfinished, "unfinished", "latest epoch", PARTIAL_STYLES[1]),
+            )
+            for trials, what, values, style in partial:
+                if len(trials):
+                    ax.scatter(
+                        trials[x_metric],
+                        trials[y_metric],
+                        s=36,
+                        label=f"{what} ({len(trials)}; {values}, evaluation subset)",
+                        **style,
+                    )
         ax.scatter(
             dominated[x_metric],
             dominated[y_metric],
@@ -260,6 +254,10 @@ def plot_front(
         )
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
+
+
+# markers of the trials stopped early by the scheduler and of the unfinished ones
+PARTIAL_STYLES = ({"marker": "x", "color": "C1"}, {"facecolors": "none", "edgecolors": "0.55"})
 
 
 def _partial_trials(

@@ -374,18 +374,22 @@ def stopped_experiment(tmp_path) -> Path:
     return path
 
 
+# the stopped_experiment fixture's trials: stopped early by the scheduler or not
+STOPPED_IN_FIXTURE = {
+    "aaa": False,
+    "bbb": False,
+    "sss": True,
+    "ttt": True,
+    "rrr": False,
+    "ppp": False,
+    "eee": False,
+}
+
+
 def test_trials_stopped_by_the_scheduler_are_told_from_interrupted_ones(stopped_experiment):
     trials = load_experiment(stopped_experiment).trials.set_index("trial_id")
     assert trials["stopped"].dtype == bool
-    assert trials["stopped"].to_dict() == {
-        "aaa": False,
-        "bbb": False,
-        "sss": True,
-        "ttt": True,
-        "rrr": False,
-        "ppp": False,
-        "eee": False,
-    }
+    assert trials["stopped"].to_dict() == STOPPED_IN_FIXTURE
     assert trials.loc["ttt", "status"] == "TERMINATED" and trials.loc["ttt", "epochs_done"] == 2
     assert trials.loc["ttt", "spatial_acc"] == 0.25  # the values at the stopping epoch
     without_state = stopped_experiment / "experiment_state-2026-01-01_00-00-00.json"
@@ -429,15 +433,7 @@ def test_the_report_counts_stopped_trials_apart(stopped_experiment, tmp_path, mo
         "of 7 started" in text
     )
     trials = pd.read_csv(files.trials_csv).set_index("trial_id")
-    assert trials["stopped"].to_dict() == {
-        "aaa": False,
-        "bbb": False,
-        "sss": True,
-        "ttt": True,
-        "rrr": False,
-        "ppp": False,
-        "eee": False,
-    }
+    assert trials["stopped"].to_dict() == STOPPED_IN_FIXTURE
     front_legend = legends["front.png"]
     assert "stopped early (2; values at the stopping epoch, evaluation subset)" in front_legend
     assert "unfinished (2; latest epoch, evaluation subset)" in front_legend
