@@ -311,3 +311,12 @@ def test_import_does_not_load_e2cnn() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_building_a_gcnn_does_not_pass_on_e2cnns_uint8_warning():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_model("gcnn-c4", 1, 10, 28, width=0.25)
+    assert not [w for w in caught if "uint8" in str(w.message)]

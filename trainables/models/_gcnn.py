@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -239,14 +240,17 @@ def _gcnn_builder(group: str, summary: str) -> ModelBuilder:
         normalize: Normalize,
         width: float = 1.0,
     ) -> nn.Module:
-        return EquivariantCNN(
-            group=group,
-            in_channels=in_channels,
-            num_classes=num_classes,
-            image_size=image_size,
-            normalize=normalize,
-            width=check_width(name, width),
-        )
+        with warnings.catch_warnings():
+            # e2cnn 0.2.3 (its last release) indexes with uint8 masks when it builds its bases
+            warnings.filterwarnings("ignore", "indexing with dtype torch.uint8", UserWarning)
+            return EquivariantCNN(
+                group=group,
+                in_channels=in_channels,
+                num_classes=num_classes,
+                image_size=image_size,
+                normalize=normalize,
+                width=check_width(name, width),
+            )
 
     build.__doc__ = summary
     build.__name__ = name.replace("-", "_")
