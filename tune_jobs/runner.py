@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,14 +367,20 @@ def trial_table(
 
 
 def summarize(results: Any, spec: JobSpec, path: str) -> SearchOutcome:
-    objectives = tuple((o.metric, o.mode) for o in spec.objectives)
     table = trial_table(((r.config or {}, r.metrics) for r in results), spec)
-    completed = table[table["final"]] if len(table) else table
+    return _outcome(table, spec, path, failed=sum(r.error is not None for r in results))
+
+
+def _outcome(table: pd.DataFrame, spec: JobSpec, path: str, failed: int) -> SearchOutcome:
+    """The outcome of a search from its :func:`trial_table` and its number of failed trials."""
+    if not len(table):
+        table = pd.DataFrame(columns=["final", "stopped"], dtype=bool)
+    objectives = tuple((o.metric, o.mode) for o in spec.objectives)
+    completed = table[table["final"]]
     front = non_dominated(completed, objectives) if len(completed) else completed
     # Count ended trials rather than test all rows: a trial interrupted before its first result
     # has no row at all, and neither has a trial that failed before it.
-    failed = sum(r.error is not None for r in results)
-    ended = (int((table["final"] | table["stopped"]).sum()) if len(table) else 0) + failed
+    ended = int((table["final"] | table["stopped"]).sum()) + failed
     finished = ended == spec.search.trials
     return SearchOutcome(path, table, front, objectives, finished, spec.search.trials, failed)
 
@@ -414,26 +421,16 @@ def status(path: str) -> SearchStatus:
         analysis = ExperimentAnalysis(path)
     except (ValueError, FileNotFoundError):
         raise UserError(f"{path} has no trials yet (the search has not started)") from None
-    counts: dict[str, int] = {}
-    for trial in analysis.trials:
-        stage = progress(trial.status, trial.last_result)
-        counts[stage] = counts.get(stage, 0) + 1
+    counts = dict(Counter(progress(t.status, t.last_result) for t in analysis.trials))
     table = trial_table(((t.config, t.last_result) for t in analysis.trials), spec)
-    if not len(table):
-        table = pd.DataFrame(columns=["final", "stopped"])
-    completed = table[table["final"].astype(bool)] if len(table) else table
-    objectives = tuple((o.metric, o.mode) for o in spec.objectives)
+    outcome = _outcome(table, spec, path, failed=counts.get("failed", 0))
+    completed = outcome.trials[outcome.trials["final"]]
     best = {}
-    for metric, mode in objectives:
-        if len(completed) and metric in completed:
+    for metric, mode in outcome.objectives:
+        if metric in completed:
             values = completed[metric].dropna()
             if len(values):
                 best[metric] = float(values.max() if mode == "max" else values.min())
-    front = non_dominated(completed, objectives) if len(completed) else completed
-    failed = counts.get("failed", 0)
-    ended = table["final"].astype(bool) | table["stopped"].astype(bool)
-    finished = int(ended.sum()) + failed == spec.search.trials
-    outcome = SearchOutcome(path, table, front, objectives, finished, spec.search.trials, failed)
     return SearchStatus(path, spec.search.trials, len(analysis.trials), counts, best, outcome)
 
 
