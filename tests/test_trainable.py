@@ -87,3 +87,49 @@ def test_finite_metrics_rejects_nan_and_inf():
         finite_metrics({"adv_acc": float("nan"), "epoch": 3})
     with pytest.raises(NonFiniteMetric):
         finite_metrics({"loss": float("inf")})
+
+
+class _FakeTune:
+    """Stands in for ``ray.tune`` inside ``train_trial``: records where checkpoints are staged."""
+
+    Checkpoint = tune.Checkpoint
+
+    def __init__(self, trial_dir: Path) -> None:
+        self.trial_dir = trial_dir
+        self.staged: list[Path] = []
+
+    def get_checkpoint(self):
+        return None
+
+    def get_context(self):
+        return self
+
+    def get_trial_dir(self) -> str:
+        return str(self.trial_dir)
+
+    def report(self, metrics, checkpoint=None):
+        if checkpoint is not None:
+            staged = Path(checkpoint.path)
+            assert (staged / "trial.pt").is_file()
+            self.staged.append(staged)
+
+
+class _FakeRay:
+    @staticmethod
+    def get_runtime_context():
+        return type("Context", (), {"get_node_id": lambda self: "node"})()
+
+
+def test_checkpoints_are_staged_in_the_trial_directory_and_removed(digits, tmp_path, monkeypatch):
+    # Ray can kill a stopped trial's actor while report() blocks, so whatever is staged there
+    # may be left behind: it must be in the trial's working directory, never loose in /tmp.
+    import trainables.trainable as trainable
+
+    fake = _FakeTune(tmp_path / "trial")
+    fake.trial_dir.mkdir()
+    monkeypatch.setattr(trainable, "tune", fake)
+    monkeypatch.setattr(trainable, "ray", _FakeRay)
+    train_trial({**CONFIG, "train_size": 128, "test_size": 60, "eval_subset": 20}, digits)
+    assert len(fake.staged) == 2
+    assert all(path.parent == fake.trial_dir for path in fake.staged)
+    assert list(fake.trial_dir.iterdir()) == []

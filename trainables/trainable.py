@@ -57,7 +57,10 @@ def train_trial(config: dict[str, Any], dataset: ImageDataset | SharedDataset) -
         metrics = finite_metrics(trial.run_epoch())
         metrics["node_id"] = node_id  # where the epoch ran: useful on a cluster
         if trial.epoch % every == 0 or trial.done:
-            with tempfile.TemporaryDirectory(prefix="cusp-tune-ckpt-") as directory:
+            # Staged in the trial's working directory (Ray's session folder), not in /tmp:
+            # Ray may kill the actor while report() blocks, before the with-block cleans up.
+            staging = tune.get_context().get_trial_dir()
+            with tempfile.TemporaryDirectory(prefix="checkpoint-", dir=staging) as directory:
                 trial.save(directory)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
