@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import sys
 import tempfile
 import time
@@ -80,6 +81,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from analysis.hypervolume import hypervolume
 from benchmarks._harness import Result, format_table, local_ray
@@ -255,35 +257,30 @@ def measure(settings: Settings) -> dict[str, list[JobTrace]]:
     return traces
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank), for Spearman's correlation."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values), dtype=float)
-    for value in np.unique(values):
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+def _spearman(a: pd.Series, b: pd.Series) -> float:
+    """Spearman's correlation; NaN (without numpy's warning) when either side is constant."""
+    if a.nunique() < 2 or b.nunique() < 2:
+        return math.nan
+    return float(a.rank().corr(b.rank()))
 
 
 def rung_correlations(runs: Sequence[JobTrace], levels: Sequence[int]) -> dict[str, list[float]]:
     """How well a rung predicts the end: Spearman's correlation, over the trials of ``runs`` that
     ran all their epochs, between each objective at each rung level and its final value; per
-    objective, one value per level."""
+    objective, one value per level (NaN where a rung's values all tie)."""
     curves = [curve for run in runs for curve in run.curves.values()]
     out: dict[str, list[float]] = {}
-    with np.errstate(invalid="ignore", divide="ignore"):  # NaN when a rung's values all tie
-        for j, metric in enumerate(OBJECTIVES):
-            final = np.array([curve[-1][j] for curve in curves])
-            out[metric] = [
-                float(
-                    np.corrcoef(
-                        _ranks(np.array([curve[level - 1][j] for curve in curves])), _ranks(final)
-                    )[0, 1]
-                )
-                for level in levels
-            ]
+    for j, metric in enumerate(OBJECTIVES):
+        final = pd.Series([curve[-1][j] for curve in curves])
+        out[metric] = [
+            _spearman(pd.Series([curve[level - 1][j] for curve in curves]), final)
+            for level in levels
+        ]
     return out
+
+
+def _correlation(value: float) -> str:
+    return "undefined (all values tie)" if math.isnan(value) else f"{value:.2f}"
 
 
 def _predictiveness(settings: Settings, traces: dict[str, list[JobTrace]]) -> str:
@@ -293,7 +290,8 @@ def _predictiveness(settings: Settings, traces: dict[str, list[JobTrace]]) -> st
     levels = rung_levels(settings.grace, settings.eta, settings.epochs)
     correlations = rung_correlations([*traces["none"], *traces["random"]], levels)
     text = "; ".join(
-        f"{metric} " + ", ".join(f"epoch {lv} {c:.2f}" for lv, c in zip(levels, cs, strict=True))
+        f"{metric} "
+        + ", ".join(f"epoch {lv} {_correlation(c)}" for lv, c in zip(levels, cs, strict=True))
         for metric, cs in correlations.items()
     )
     return f"Spearman rung vs final value over the none and random trials: {text}"

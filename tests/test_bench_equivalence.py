@@ -108,3 +108,20 @@ def test_benchmark_json_has_no_infinity():
         "ratio": 0.0,
         "baseline": None,
     }
+
+
+def test_rung_correlations_are_spearman_and_undefined_when_a_rung_ties():
+    from types import SimpleNamespace
+
+    from benchmarks.bench_moasha_quickstart import rung_correlations
+
+    # three trials' (spatial_acc, adv_acc) curves over 3 epochs; adv_acc ties at epochs 1 and 2
+    curves = {
+        0: [(0.1, 0.5), (0.2, 0.6), (0.9, 0.1)],
+        1: [(0.3, 0.5), (0.4, 0.6), (0.5, 0.2)],
+        2: [(0.2, 0.5), (0.1, 0.6), (0.1, 0.3)],
+    }
+    got = rung_correlations([SimpleNamespace(curves=curves)], [1, 2])
+    # ranks at epoch 1 (1, 3, 2) and 2 (2, 3, 1) against the final ranks (3, 2, 1)
+    assert got["spatial_acc"] == pytest.approx([-0.5, 0.5])
+    assert all(math.isnan(value) for value in got["adv_acc"])
