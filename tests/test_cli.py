@@ -207,3 +207,47 @@ def test_output_cut_short_by_its_reader_is_not_an_error():
     finally:
         os.close(write_end)
     assert result.returncode == 141 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_launch_interrupted_before_any_trial_reported_leaves_nothing(tmp_path, monkeypatch, capsys):
+    # Ray Tune catches Ctrl-C itself and returns from fit(); with no trial reported yet there
+    # is nothing worth resuming, so the launch leaves nothing and can simply be repeated.
+    from tune_jobs import runner
+
+    class InterruptedTuner:
+        def fit(self):
+            (tmp_path / "quickstart" / "tuner.pkl").write_bytes(b"")  # Tune's state, saved
+            return []
+
+    monkeypatch.setattr(runner, "_connect_and_check", lambda spec, address: None)
+    monkeypatch.setattr(runner, "build_tuner", lambda *args, **kwargs: InterruptedTuner())
+    assert main(["launch", "quickstart", "--storage", str(tmp_path), *TINY_SEARCH]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "quickstart").exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("http://127.0.0.1:8265", "is a job server; launch and resume need the cluster's Ray"),
+        ("foo", "'foo' is not a Ray address"),
+        ("127.0.0.1:", "'127.0.0.1:' is not a Ray address"),
+    ],
+)
+def test_launch_to_an_address_that_is_not_a_ray_address_is_refused(tmp_path, address, message):
+    result = _cli("launch", "quickstart", "--storage", str(tmp_path), "--address", address)
+    assert result.returncode == 2
+    assert message in _error_line(result.stderr)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_resume_hint_follows_an_interrupt_that_skipped_the_orderly_stop(tmp_path, capsys):
+    from tune_jobs.cli import _resume_hint_on_interrupt
+
+    (tmp_path / "tuner.pkl").write_bytes(b"")  # what Tune saved before the second Ctrl-C
+    with pytest.raises(KeyboardInterrupt), _resume_hint_on_interrupt(str(tmp_path)):
+        raise KeyboardInterrupt
+    assert f"cusp-tune resume {tmp_path}" in capsys.readouterr().out
+    with pytest.raises(KeyboardInterrupt), _resume_hint_on_interrupt(str(tmp_path / "gone")):
+        raise KeyboardInterrupt
+    assert "resume" not in capsys.readouterr().out

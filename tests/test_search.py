@@ -129,8 +129,12 @@ def _resume(experiment: Path, returncode: int = 0) -> subprocess.CompletedProces
 
 
 def _kill_session(process: subprocess.Popen, sig: int) -> None:
-    """Signal every process of the driver's session (the driver and the Ray it started)."""
+    """Signal every process of the driver's session (the driver and the Ray it started); a
+    SIGTERM (``ray job stop``, a batch scheduler) goes to the driver alone."""
     sid = process.pid
+    if sig == signal.SIGTERM:
+        os.kill(sid, sig)
+        return
     os.killpg(sid, sig)
     if sig == signal.SIGKILL:
         process.wait(timeout=60)
@@ -142,7 +146,9 @@ def _kill_session(process: subprocess.Popen, sig: int) -> None:
                     os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["sigint", "sigterm", "sigkill"]
+)
 def test_interrupted_search_resumes_exactly(tmp_path, sig):
     epochs = 3
     experiment = tmp_path / "interrupted"
@@ -160,15 +166,16 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
     finally:
         if process.poll() is None:
             _kill_session(process, signal.SIGKILL)
-    if sig == signal.SIGINT:
+    if sig != signal.SIGKILL:  # a stop Ray Tune handles: it saves everything, we say how to go on
         assert f"cusp-tune resume {experiment}" in output, output
-        assert process.returncode != 0, output  # an interrupted search is not a success
+        assert "Tuner.restore" not in output, output  # Ray's advice, for its Python API
+        assert process.returncode == 1, output  # an interrupted search is not a success
 
     resumed = _resume(experiment)
     assert "4 of 4 trials completed" in resumed.stdout
     trial_dirs = _known_trial_dirs(experiment)
     assert len(trial_dirs) == 4
-    if sig == signal.SIGINT:  # a graceful stop snapshots everything
+    if sig != signal.SIGKILL:  # a graceful stop snapshots everything
         assert len(_trial_dirs(experiment)) == 4
     for directory in trial_dirs:
         reported = _epochs(directory)
@@ -233,6 +240,7 @@ def test_summarize_counts_a_failed_trial_as_ended_and_failed(tmp_path):
         ("PAUSED", {"epoch": 2, "final": False}, "in progress"),
         ("PENDING", {"epoch": 3, "final": True}, "completed"),  # snapshot older than the end
         ("PENDING", {}, "not started"),
+        ("PENDING", {"trial_id": "a"}, "not started"),  # what Tune restores for a trial never run
     ],
 )
 def test_progress_of_a_trial(tune_status, result, stage):
@@ -275,9 +283,69 @@ def test_status_on_a_directory_that_is_not_an_experiment(tmp_path, capsys):
 def test_launch_refuses_to_overwrite_an_experiment(tmp_path, capsys):
     from tune_jobs.cli import main
 
-    (tmp_path / "quickstart").mkdir()
+    experiment = tmp_path / "quickstart"
+    experiment.mkdir()  # what a launch killed before its search started leaves
     assert main(["launch", "quickstart", "--storage", str(tmp_path)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "exists but holds no search" in capsys.readouterr().err
+    (experiment / "tuner.pkl").write_bytes(b"")  # Ray Tune's state: a search to resume
+    assert main(["launch", "quickstart", "--storage", f"file://{tmp_path}"]) == 2
+    assert f"continue it with `cusp-tune resume {experiment}`" in capsys.readouterr().err
+    assert [p.name for p in experiment.iterdir()] == ["tuner.pkl"]
+
+
+def _saved_experiment(storage: Path, name: str) -> Path:
+    spec = load_job("quickstart", {**TINY, "storage": str(storage), "name": name})
+    runner._write_job(spec, spec.experiment_path)
+    return Path(spec.experiment_path)
+
+
+def test_resume_refuses_a_moved_experiment(tmp_path, capsys):
+    # Ray Tune would write the resumed search's new trials to the original path
+    from tune_jobs.cli import main
+
+    original = _saved_experiment(tmp_path / "runs", "moved")
+    (original / "tuner.pkl").write_bytes(b"")
+    moved = original.rename(tmp_path / "elsewhere")
+    assert main(["resume", str(moved)]) == 2
+    err = capsys.readouterr().err
+    assert f"was launched as {original}" in err and "resume it at that path" in err
+
+
+def test_resume_of_a_launch_stopped_before_its_search_started(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    experiment = _saved_experiment(tmp_path, "early")
+    assert main(["resume", f"file://{experiment}"]) == 2
+    assert "holds no search to resume" in capsys.readouterr().err
+
+
+def test_a_second_driver_of_one_experiment_is_refused(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    experiment = _saved_experiment(tmp_path, "busy")
+    (experiment / "tuner.pkl").write_bytes(b"")
+    with runner._driver_lock(str(experiment)):
+        assert main(["resume", str(experiment)]) == 2
+        err = capsys.readouterr().err
+        assert f"being run by another cusp-tune driver (pid {os.getpid()})" in err
+    with runner._driver_lock(str(experiment)):  # free again once the first driver ends
+        pass
+
+
+def test_unreachable_object_store_is_one_line(monkeypatch, capsys):
+    import pyarrow.fs
+
+    from tune_jobs.cli import main
+
+    class Unreachable:
+        @staticmethod
+        def from_uri(uri):
+            raise OSError("When resolving region for bucket 'b': AWS Error NETWORK_CONNECTION")
+
+    monkeypatch.setattr(pyarrow.fs, "FileSystem", Unreachable)
+    assert main(["status", "s3://b/runs/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cusp-tune: error: cannot open storage s3://b/runs/x") and "\n" not in err
 
 
 def test_truncated_checkpoint_fails_only_its_trial_on_resume(tmp_path):

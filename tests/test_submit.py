@@ -145,3 +145,31 @@ def test_submit_pins_a_name_taken_from_the_file_name(tmp_path, monkeypatch):
     monkeypatch.setattr(job_submission, "JobSubmissionClient", Client)
     assert main(["submit", str(job), "--address", "http://127.0.0.1:9"]) == 0
     assert submitted["entrypoint"] == "cusp-tune launch job.yaml --set name=myjob"
+
+
+def test_submit_wants_the_job_servers_http_address(capsys):
+    # a bare host:port was taken for a GCS address and timed out after 44 s with a traceback
+    assert main(["submit", "quickstart", "--address", "127.0.0.1:8265"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "give the head's job server as http://HEAD:8265" in err and "\n" not in err
+
+
+def test_a_job_the_server_refuses_is_one_line(monkeypatch, capsys):
+    from ray import job_submission
+
+    class Client:
+        def __init__(self, address):
+            pass
+
+        def submit_job(self, entrypoint, runtime_env):
+            raise RuntimeError(
+                "Request failed with status code 500: No available agent to submit job"
+            )
+
+    monkeypatch.setattr(job_submission, "JobSubmissionClient", Client)
+    assert main(["submit", "quickstart", "--address", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "cusp-tune: error: the Ray job server at http://127.0.0.1:9 took no job: Request failed "
+        "with status code 500: No available agent to submit job"
+    )

@@ -7,11 +7,13 @@ on stderr and exit code 2; this module is the only place that prints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +148,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
             f"experiment {spec.experiment_path}",
             flush=True,
         )
+        _sigterm_as_ctrl_c()
 
-    outcome = runner.launch(spec, address=args.address, on_start=announce)
+    with _resume_hint_on_interrupt(spec.experiment_path):
+        outcome = runner.launch(spec, address=args.address, on_start=announce)
     _print_outcome(outcome)
     return _exit_code(outcome)
 
@@ -156,9 +160,38 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """Continue an interrupted search."""
     from tune_jobs import runner
 
-    outcome = runner.resume(args.experiment, address=args.address)
+    path = runner.experiment_location(args.experiment)
+    with _resume_hint_on_interrupt(path):
+        outcome = runner.resume(path, address=args.address, on_start=_sigterm_as_ctrl_c)
     _print_outcome(outcome)
     return _exit_code(outcome)
+
+
+def _without_ray_resume_advice(record: logging.LogRecord) -> bool:
+    """Drop Ray Tune's "Resume experiment with: Tuner.restore(...)": we print our command."""
+    return not record.getMessage().startswith("Experiment has been interrupted")
+
+
+def _sigterm_as_ctrl_c() -> None:
+    """From now on, SIGTERM (``ray job stop``, a batch scheduler's time limit) stops the search
+    as Ctrl-C does: Ray Tune saves its state, and ``resume`` continues it. Installed once Ray
+    runs, since ``ray.init`` replaces the handler."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+
+
+@contextlib.contextmanager
+def _resume_hint_on_interrupt(path: str) -> Iterator[None]:
+    """A second Ctrl-C skips Ray Tune's orderly stop; say how to continue what was saved (and
+    only in our words: Ray's advice to call ``Tuner.restore`` is dropped)."""
+    from tune_jobs import runner
+
+    logging.getLogger("ray.tune.tune").addFilter(_without_ray_resume_advice)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if runner.can_resume(path):
+            print(f"{PROG}: interrupted; continue the search with: cusp-tune resume {path}")
+        raise
 
 
 def _exit_code(outcome: Any) -> int:

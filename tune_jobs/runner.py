@@ -9,11 +9,12 @@ experiment directory, so ``resume``, ``status`` and the analysis need nothing el
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 JOB_FILE = "job.yaml"
+LOCK_FILE = "driver.lock"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    if address and address.lower().startswith(("http://", "https://")):
+        raise UserError(
+            f"{address} is a job server; launch and resume need the cluster's Ray address "
+            "(HOST:6379, ray://HOST:10001 or auto), or send the job there with `cusp-tune submit`"
+        )
     try:
         if address:
             _check_reachable(address)
@@ -72,8 +79,16 @@ def connect(address: str | None = None) -> None:
                 include_dashboard=False,
                 log_to_driver=False,
             )
+    except ValueError as exc:  # Ray's parsing of the address
+        raise UserError(
+            f"--address {address!r} is not a Ray address ({exc}); give HOST:PORT, "
+            "ray://HOST:PORT or auto"
+        ) from None
     except ConnectionError as exc:
-        raise UserError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+        raise UserError(
+            f"cannot connect to the Ray cluster at {address}: {exc} (on a cluster with token "
+            "authentication, set RAY_AUTH_MODE=token and copy its ~/.ray/auth_token here)"
+        ) from None
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -219,22 +234,82 @@ def load_search_dataset(spec: JobSpec) -> Any:
     return dataset.subset(trial.get("train_size"), trial.get("test_size"))
 
 
+def experiment_location(path: str) -> str:
+    """An experiment path as given on the command line, made canonical: a local path (or a
+    ``file://`` URI) absolute with symlinks resolved, an object store URI unchanged."""
+    path = path.removeprefix("file://")
+    return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def can_resume(path: str) -> bool:
+    """Whether a local experiment holds a search ``resume`` can continue (URIs: not checked)."""
+    from ray import tune
+
+    return "://" not in path and Path(path).is_dir() and tune.Tuner.can_restore(path)
+
+
+def _object_store(uri: str) -> tuple[Any, str]:
+    """``(pyarrow filesystem, path in it)`` of an ``s3://`` or ``gs://`` URI."""
+    import pyarrow.fs
+
+    try:
+        return pyarrow.fs.FileSystem.from_uri(uri)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot open storage {uri}: {exc}; check the URI, credentials") from None
+
+
+def _exists(path: str) -> bool:
+    if "://" not in path:
+        return Path(path).exists()
+    import pyarrow.fs
+
+    fs, root = _object_store(path)
+    try:
+        return fs.get_file_info(root).type != pyarrow.fs.FileType.NotFound
+    except OSError as exc:
+        raise UserError(f"cannot read storage {path}: {exc}; check the URI, credentials") from None
+
+
+def _refuse_existing(path: str) -> None:
+    """A launch never writes into an existing experiment."""
+    from ray import tune
+
+    if not _exists(path):
+        return
+    if tune.Tuner.can_restore(path):
+        raise UserError(
+            f"experiment {path} already exists; continue it with `cusp-tune resume {path}` "
+            "or pick another --name"
+        )
+    raise UserError(
+        f"{path} exists but holds no search (a launch that stopped before its search started, "
+        "or one still starting); remove it or pick another --name"
+    )
+
+
 def _write_job(spec: JobSpec, path: str) -> None:
+    """Create the experiment directory with its ``job.yaml``; a local one must be new (two
+    launches of one name race for it)."""
     text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
     if "://" in path:
-        import pyarrow.fs
-
-        fs, root = pyarrow.fs.FileSystem.from_uri(path)
-        fs.create_dir(root, recursive=True)
-        with fs.open_output_stream(f"{root}/{JOB_FILE}") as stream:
-            stream.write(text.encode())
+        fs, root = _object_store(path)
+        try:
+            fs.create_dir(root, recursive=True)
+            with fs.open_output_stream(f"{root}/{JOB_FILE}") as stream:
+                stream.write(text.encode())
+        except OSError as exc:
+            raise UserError(f"cannot write to storage {path}: {exc}; check the URI") from None
         return
     directory = Path(path)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir()
         tmp = directory / f".{JOB_FILE}.tmp"
         tmp.write_text(text)
         tmp.replace(directory / JOB_FILE)
+    except FileExistsError:
+        _refuse_existing(path)
+        raise
     except OSError as exc:
         raise UserError(
             f"cannot write to storage {directory.parent}: {exc.strerror}; "
@@ -242,13 +317,37 @@ def _write_job(spec: JobSpec, path: str) -> None:
         ) from None
 
 
+@contextlib.contextmanager
+def _driver_lock(path: str) -> Iterator[None]:
+    """Hold the experiment for this driver: a second ``launch`` or ``resume`` of it while this
+    one runs is refused (both would train the same trials). Local storage only; the lock goes
+    with the process, however it ends."""
+    if "://" in path:
+        yield
+        return
+    import fcntl
+
+    with open(Path(path) / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise UserError(
+                f"{path} is being run by another cusp-tune driver (pid {holder}); wait for it "
+                "to end, or stop it, before resuming"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
 def _read_job(path: str) -> JobSpec:
     from tune_jobs.spec import JobSpec
 
     if "://" in path:
-        import pyarrow.fs
-
-        fs, root = pyarrow.fs.FileSystem.from_uri(path)
+        fs, root = _object_store(path)
         try:
             with fs.open_input_stream(f"{root}/{JOB_FILE}") as stream:
                 text = stream.read().decode()
@@ -275,53 +374,78 @@ def launch(
     """Start the search described by ``spec`` and wait for it (``stop``: :func:`build_tuner`).
 
     ``on_start`` is called once every check has passed, just before the trials start. A launch
-    that fails or is interrupted before Ray Tune saved any state removes what it wrote, so the
-    same name can be launched again.
+    that fails before Ray Tune saved any state, or is interrupted before any trial reported,
+    removes what it wrote (so the same name can be launched again) and raises; an interrupt
+    raises ``KeyboardInterrupt``. An interrupt after that returns an unfinished outcome.
     """
     from ray import tune
 
     path = spec.experiment_path
-    if "://" not in path and Path(path).exists():
-        raise UserError(
-            f"experiment {path} already exists; continue it with `cusp-tune resume {path}` "
-            "or pick another --name"
-        )
+    _refuse_existing(path)
     dataset = load_search_dataset(spec)
     _write_job(spec, path)  # fails early, before Ray starts, when storage is not writable
     try:
-        _connect_and_check(spec, address)
-        tuner = build_tuner(spec, dataset, callbacks, stop=stop)
-        if on_start is not None:
-            on_start()
-        results = tuner.fit()
+        with _driver_lock(path):
+            _connect_and_check(spec, address)
+            tuner = build_tuner(spec, dataset, callbacks, stop=stop)
+            if on_start is not None:
+                on_start()
+            results = tuner.fit()
+            _sync_journal(path)
+            outcome = summarize(results, spec, path)
     except BaseException:
         if "://" not in path and not tune.Tuner.can_restore(path):
             shutil.rmtree(path, ignore_errors=True)
         raise
-    _sync_journal(path)
-    return summarize(results, spec, path)
+    if not (outcome.finished or outcome.failed or len(outcome.trials)):
+        # Ray Tune stopped on Ctrl-C before any trial reported: nothing worth resuming
+        if "://" not in path:
+            shutil.rmtree(path, ignore_errors=True)
+        raise KeyboardInterrupt
+    return outcome
 
 
-def resume(path: str, address: str | None = None, callbacks: list | None = None) -> SearchOutcome:
+def resume(
+    path: str,
+    address: str | None = None,
+    callbacks: list | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> SearchOutcome:
     """Continue an interrupted search: finished trials stay finished, unfinished ones continue
-    from their last checkpoint, and the searcher keeps its state and its trial budget."""
+    from their last checkpoint, and the searcher keeps its state and its trial budget.
+
+    It must run where the search was launched: Ray Tune writes a resumed search's new trials
+    to the experiment's original path, so a moved or copied experiment is refused.
+    """
     from ray import tune
 
-    path = path if "://" in path else str(Path(path).expanduser().resolve())
+    path = experiment_location(path)
     spec = _read_job(path)
+    if experiment_location(spec.experiment_path) != path:
+        raise UserError(
+            f"{path} was launched as {spec.experiment_path}, and Ray Tune would write the "
+            "resumed search's new trials there; resume it at that path (status, analyze and "
+            "export work anywhere)"
+        )
     if not tune.Tuner.can_restore(path):
-        raise UserError(f"{path} has no Ray Tune experiment state to resume from")
+        raise UserError(
+            f"{path} holds no search to resume: its launch stopped before the search started; "
+            "remove it and launch the job again"
+        )
     dataset = load_search_dataset(spec)
-    _connect_and_check(spec, address)
-    tuner = tune.Tuner.restore(
-        path,
-        trainable=_trainable(spec, dataset),
-        resume_unfinished=True,
-        resume_errored=False,
-        restart_errored=False,
-    )
-    results = tuner.fit()
-    _sync_journal(path)
+    with _driver_lock(path):
+        _connect_and_check(spec, address)
+        tuner = tune.Tuner.restore(
+            path,
+            trainable=_trainable(spec, dataset),
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+        if on_start is not None:
+            on_start()
+        results = tuner.fit()
+        _sync_journal(path)
     return summarize(results, spec, path)
 
 
@@ -347,7 +471,7 @@ def trial_table(
     metrics = [o.metric for o in spec.objectives]
     rows = []
     for config, result in trials:
-        if not result:
+        if not reported(result):
             continue
         record: dict[str, Any] = {
             "trial_id": result.get("trial_id"),
@@ -408,14 +532,20 @@ def progress(tune_status: str, result: Mapping[str, Any] | None) -> str:
         return "completed"
     if tune_status == "TERMINATED":
         return "stopped early"
-    return "in progress" if result else "not started"
+    return "in progress" if reported(result) else "not started"
+
+
+def reported(result: Mapping[str, Any] | None) -> bool:
+    """Whether a trial's last result is one it reported (Ray Tune gives a trial that never ran
+    a last result holding just its id)."""
+    return bool(result) and "epoch" in result
 
 
 def status(path: str) -> SearchStatus:
     """Progress of an experiment, read from its files (no running Ray needed)."""
     from ray.tune import ExperimentAnalysis
 
-    path = path if "://" in path else str(Path(path).expanduser().resolve())
+    path = experiment_location(path)
     spec = _read_job(path)
     try:
         analysis = ExperimentAnalysis(path)
@@ -444,10 +574,16 @@ def submit(job: str, address: str, overrides: dict[str, Any]) -> str:
     import shlex
     import tempfile
 
+    from ray.exceptions import RayError
     from ray.job_submission import JobSubmissionClient
 
     from tune_jobs.spec import find_job, load_job
 
+    if not address.lower().startswith(("http://", "https://", "ray://")):
+        raise UserError(
+            f"--address {address!r}: give the head's job server as http://HEAD:8265 (to run on "
+            "a machine of the cluster, use `cusp-tune launch --address`)"
+        )
     spec = load_job(job, overrides)
     source = find_job(job)
     # the file travels as job.yaml, so a name taken from the file's stem must be pinned
@@ -460,9 +596,12 @@ def submit(job: str, address: str, overrides: dict[str, Any]) -> str:
         entrypoint = f"cusp-tune launch job.yaml {sets}".strip()
         try:
             client = JobSubmissionClient(address)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"cannot reach the Ray job server at {address}: {exc}") from None
-        return client.submit_job(entrypoint=entrypoint, runtime_env={"working_dir": workdir})
+            return client.submit_job(entrypoint=entrypoint, runtime_env={"working_dir": workdir})
+        except (ConnectionError, RuntimeError, ValueError, RayError) as exc:
+            # e.g. "Request failed with status code 500: No available agent to submit job";
+            # Ray's authentication error ends with what to do, on several lines
+            reason = " ".join(str(exc).split())
+            raise UserError(f"the Ray job server at {address} took no job: {reason}") from None
 
 
 def _yaml_value(value: Any) -> str:
@@ -473,10 +612,13 @@ __all__ = [
     "JOB_FILE",
     "SearchOutcome",
     "build_tuner",
+    "can_resume",
     "check_resources",
     "connect",
+    "experiment_location",
     "launch",
     "progress",
+    "reported",
     "resume",
     "status",
     "submit",

@@ -640,7 +640,7 @@ class JobSpec:
         objectives: what the search optimises, in order.
         search: preset, bounds, sampler and budget.
         resources: per-trial resources.
-        storage: absolute local path or ``s3://``, ``gs://``, ``file://`` URI.
+        storage: absolute local path (a ``file://`` URI becomes one) or ``s3://``, ``gs://`` URI.
         checkpoint: checkpoint frequency and retention.
         failure: retries of failed trials.
         scheduler: the trial scheduler.
@@ -1129,7 +1129,8 @@ def _scheduler(raw: dict[str, Any], objectives: tuple[Objective, ...]) -> Schedu
 
 
 def _normalize_storage(value: str) -> str:
-    """Local paths: ``~`` expanded, made absolute. URIs (s3://, gs://, file://) unchanged."""
+    """Local paths (and ``file://`` URIs, which name one): ``~`` expanded, made absolute.
+    ``s3://`` and ``gs://`` URIs unchanged."""
     if not isinstance(value, str) or not value.strip():
         raise UserError(f"storage must be a directory or a URI, got {value!r}")
     value = value.strip()
@@ -1140,7 +1141,9 @@ def _normalize_storage(value: str) -> str:
                 f"storage {value!r}: unsupported scheme {scheme}://; use a local directory or "
                 f"an {', '.join(s + '://' for s in URI_SCHEMES)} URI"
             )
-        return value
+        if scheme != "file":
+            return value
+        value = value[len("file://") :]
     return os.path.abspath(os.path.expanduser(value))
 
 
