@@ -88,6 +88,45 @@ def test_malformed_yaml_is_a_user_error(tmp_path, capsys):
     assert "malformed YAML at line" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"name: a\ntraining:\n  epochs: 7\ntraining:\n  lr: 0.01\n",
+            "key 'training' is given twice",
+        ),
+        (b"", "is empty; write its settings as key: value lines"),
+        (b"# nothing but a comment\n", "is empty"),
+        (b"\xff\xfe\x00bad", "is not a text (UTF-8) file"),
+    ],
+    ids=["duplicate-key", "empty", "comment-only", "binary"],
+)
+@pytest.mark.parametrize("command", ["train", "launch"])
+def test_job_and_trial_files_that_yaml_would_misread(tmp_path, command, content, message, capsys):
+    # plain yaml.safe_load keeps the last of two keys and reads an empty file as {}: a job
+    # would silently lose settings or run every default
+    path = tmp_path / "job.yaml"
+    path.write_bytes(content)
+    extra = ["--storage", str(tmp_path / "runs")] if command == "launch" else []
+    assert main([command, str(path), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert [p.name for p in tmp_path.iterdir()] == ["job.yaml"]
+
+
+def test_yaml_merge_keys_still_override(tmp_path):
+    from tune_jobs._overrides import load_yaml_mapping
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {x: 1, y: 1}\nother:\n  <<: *b\n  x: 2\n")
+    assert load_yaml_mapping(path)["other"] == {"x": 2, "y": 1}
+
+
+def test_a_directory_given_as_trial_file(tmp_path, capsys):
+    assert main(["train", str(tmp_path)]) == 2
+    assert f"{tmp_path} is a directory; give a YAML file" in capsys.readouterr().err
+
+
 def test_out_directory_that_is_not_empty_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("x")
     assert main(["train", *FAST, "--out", str(tmp_path)]) == 2

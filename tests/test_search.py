@@ -428,3 +428,51 @@ def test_grid_with_a_bad_point_is_rejected_before_anything_starts(tmp_path):
             "digits-tradeoff-rotation",
             {"storage": str(tmp_path), "search.grid.theta_max": [0, 270]},
         )
+
+
+def test_a_grid_asking_for_more_images_than_the_dataset_has_fails_before_launch(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    job = tmp_path / "sizes.yaml"
+    job.write_text("search:\n  grid:\n    train_size: [100, 100000]\n")
+    assert main(["launch", str(job), "--storage", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cusp-tune: error: search.grid.train_size asks for 100000 images")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", ["status", "resume"])
+def test_a_damaged_job_yaml_is_one_line(tmp_path, command, capsys):
+    from tune_jobs.cli import main
+
+    experiment = _saved_experiment(tmp_path, "damaged")
+    (experiment / "job.yaml").write_text("name: [\n")
+    assert main([command, str(experiment)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"cusp-tune: error: {experiment}/job.yaml is unreadable (ParserError); restore it"
+    assert main([command, str(experiment / "job.yaml")]) == 2
+    assert "is a file; pass the experiment directory" in capsys.readouterr().err
+
+
+def test_status_without_rays_state_points_to_analyze(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    experiment = _saved_experiment(tmp_path, "stateless")
+    assert main(["status", str(experiment)]) == 2
+    assert "has no trials yet" in capsys.readouterr().err
+    (experiment / "trial_0001").mkdir()  # trials, but the state file is gone or damaged
+    (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text("{")
+    assert main(["status", str(experiment)]) == 2
+    assert f"`cusp-tune analyze {experiment}` reads the trials" in capsys.readouterr().err
+
+
+def test_storage_that_is_a_file_is_one_line(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["launch", "quickstart", "--storage", str(afile)]) == 2
+    assert f"storage {afile} is a file; choose a directory" in capsys.readouterr().err
+    assert main(["train", "--set", "epochs=1", "--out", str(afile)]) == 2
+    assert f"--out {afile} is a file" in capsys.readouterr().err
+    assert afile.read_text() == "x"

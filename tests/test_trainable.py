@@ -4,12 +4,20 @@ import json
 import math
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from ray import tune
 
-from trainables.trainable import NonFiniteMetric, finite_metrics, train_trial
+from trainables.trainable import (
+    STAGING_PREFIX,
+    NonFiniteMetric,
+    finite_metrics,
+    remove_orphaned_staging,
+    train_trial,
+)
 
 CONFIG = {
     "model": "stdcnn",
@@ -94,18 +102,11 @@ class _FakeTune:
 
     Checkpoint = tune.Checkpoint
 
-    def __init__(self, trial_dir: Path) -> None:
-        self.trial_dir = trial_dir
+    def __init__(self) -> None:
         self.staged: list[Path] = []
 
     def get_checkpoint(self):
         return None
-
-    def get_context(self):
-        return self
-
-    def get_trial_dir(self) -> str:
-        return str(self.trial_dir)
 
     def report(self, metrics, checkpoint=None):
         if checkpoint is not None:
@@ -120,16 +121,27 @@ class _FakeRay:
         return type("Context", (), {"get_node_id": lambda self: "node"})()
 
 
-def test_checkpoints_are_staged_in_the_trial_directory_and_removed(digits, tmp_path, monkeypatch):
-    # Ray can kill a stopped trial's actor while report() blocks, so whatever is staged there
-    # may be left behind: it must be in the trial's working directory, never loose in /tmp.
+def test_checkpoints_are_staged_under_the_process_id_and_removed(digits, monkeypatch):
     import trainables.trainable as trainable
 
-    fake = _FakeTune(tmp_path / "trial")
-    fake.trial_dir.mkdir()
+    fake = _FakeTune()
     monkeypatch.setattr(trainable, "tune", fake)
     monkeypatch.setattr(trainable, "ray", _FakeRay)
     train_trial({**CONFIG, "train_size": 128, "test_size": 60, "eval_subset": 20}, digits)
     assert len(fake.staged) == 2
-    assert all(path.parent == fake.trial_dir for path in fake.staged)
-    assert list(fake.trial_dir.iterdir()) == []
+    for path in fake.staged:
+        assert path.name.startswith(f"{STAGING_PREFIX}{os.getpid()}-") and not path.exists()
+
+
+def test_staging_left_by_a_killed_process_is_swept_away(tmp_path):
+    # Ray may kill a stopped trial's actor while report() blocks, before its with-block ends.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f"{STAGING_PREFIX}{dead.pid}-abc"
+    mine = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-def"
+    for path in (orphan, mine):
+        path.mkdir()
+        (path / "trial.pt").write_bytes(b"x")
+    (tmp_path / "unrelated").mkdir()
+    assert remove_orphaned_staging(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, "unrelated"])

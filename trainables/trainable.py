@@ -12,7 +12,10 @@ the epoch after its checkpoint and ends as an unbroken run with the same seed wo
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -38,12 +41,44 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
+STAGING_PREFIX = "cusp-tune-ckpt-"
+"""Checkpoints are staged in ``<tmp>/cusp-tune-ckpt-<pid>-*`` before Ray Tune copies them to
+storage. Not in the trial's working directory: on the driver's node, Ray syncs that folder with
+the experiment state and trips over a staging folder deleted mid-copy."""
+
+
+def remove_orphaned_staging(root: str | Path | None = None) -> int:
+    """Remove staging folders whose process has died; returns how many.
+
+    Ray may kill a stopped trial's actor while ``tune.report`` blocks, before the staging
+    folder's ``with`` block has cleaned up: the next trial on the node sweeps it away.
+    """
+    removed = 0
+    for path in Path(root or tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*"):
+        pid = path.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def train_trial(config: dict[str, Any], dataset: ImageDataset | SharedDataset) -> None:
     """Run one trial under Ray Tune; ``config`` is a flat ``TrialConfig`` mapping.
 
     Pass the dataset as a ``SharedDataset`` (``ImageDataset.to_shared()``): its arrays are
     mapped from the object store without a copy per trial.
     """
+    remove_orphaned_staging()
     if isinstance(dataset, SharedDataset):
         dataset = dataset.to_dataset()
     trial = Trial(TrialConfig.from_dict(config), dataset)
@@ -57,14 +92,12 @@ def train_trial(config: dict[str, Any], dataset: ImageDataset | SharedDataset) -
         metrics = finite_metrics(trial.run_epoch())
         metrics["node_id"] = node_id  # where the epoch ran: useful on a cluster
         if trial.epoch % every == 0 or trial.done:
-            # Staged in the trial's working directory (Ray's session folder), not in /tmp:
-            # Ray may kill the actor while report() blocks, before the with-block cleans up.
-            staging = tune.get_context().get_trial_dir()
-            with tempfile.TemporaryDirectory(prefix="checkpoint-", dir=staging) as directory:
+            staging = tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
+            with staging as directory:
                 trial.save(directory)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(metrics)
 
 
-__all__ = ["NonFiniteMetric", "finite_metrics", "train_trial"]
+__all__ = ["NonFiniteMetric", "finite_metrics", "remove_orphaned_staging", "train_trial"]

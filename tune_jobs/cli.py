@@ -66,6 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     values.update(parse_overrides(args.set or []))
     config = TrialConfig.from_dict(values)
     out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; choose a new directory")
     if out is not None and out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out} exists and is not empty; choose a new directory")
     dataset = load_dataset(config.dataset, config.data_dir, download=config.download)
@@ -229,11 +231,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Fronts, hypervolume, plots and a report of one or more experiments."""
     from analysis import default_report_dir, format_front_table, load_experiment, write_report
+    from analysis.experiment import display_names
 
     experiments = [load_experiment(path) for path in args.experiments]
     files = write_report(experiments, args.out or default_report_dir(args.experiments[0]))
-    for experiment in experiments:
-        print(f"{experiment.name}: Pareto front")
+    for name, experiment in zip(display_names(experiments), experiments, strict=True):
+        print(f"{name}: Pareto front")
         print(format_front_table(experiment.front(), experiment.objectives))
     print(f"report written to {files.report} (with front.csv, trials.csv and the plots)")
     return 0

@@ -231,7 +231,15 @@ def load_search_dataset(spec: JobSpec) -> Any:
         download=bool(trial.get("download", False)),
     )
     # Cut once here, so trials share the images they use instead of each copying a subset.
-    return dataset.subset(trial.get("train_size"), trial.get("test_size"))
+    dataset = dataset.subset(trial.get("train_size"), trial.get("test_size"))
+    for key, have in (("train_size", dataset.num_train), ("test_size", dataset.num_test)):
+        asked = [v for v in spec.search.grid.get(key, ()) if v is not None]
+        if asked and max(asked) > have:
+            raise UserError(
+                f"search.grid.{key} asks for {max(asked)} images but {dataset.info.name} has "
+                f"{have}; keep its values at most {have}"
+            )
+    return dataset
 
 
 def experiment_location(path: str) -> str:
@@ -301,6 +309,8 @@ def _write_job(spec: JobSpec, path: str) -> None:
             raise UserError(f"cannot write to storage {path}: {exc}; check the URI") from None
         return
     directory = Path(path)
+    if any(parent.is_file() for parent in directory.parents):
+        raise UserError(f"storage {directory.parent} is a file; choose a directory")
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         directory.mkdir()
@@ -355,13 +365,21 @@ def _read_job(path: str) -> JobSpec:
             raise UserError(f"{path} is not a cusp-tune experiment (no {JOB_FILE})") from None
     else:
         job_file = Path(path) / JOB_FILE
+        if Path(path).is_file():
+            raise UserError(f"{path} is a file; pass the experiment directory that holds it")
         if not job_file.is_file():
             raise UserError(
                 f"{path} is not a cusp-tune experiment (no {JOB_FILE}); pass the directory "
                 "that `cusp-tune launch` printed"
             )
-        text = job_file.read_text()
-    return JobSpec.from_saved(yaml.safe_load(text), source=f"{path}/{JOB_FILE}")
+        text = job_file.read_text(errors="replace")
+    try:
+        saved = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(
+            f"{path}/{JOB_FILE} is unreadable ({type(exc).__name__}); restore it"
+        ) from None
+    return JobSpec.from_saved(saved, source=f"{path}/{JOB_FILE}")
 
 
 def launch(
@@ -550,7 +568,12 @@ def status(path: str) -> SearchStatus:
     try:
         analysis = ExperimentAnalysis(path)
     except (ValueError, FileNotFoundError):
-        raise UserError(f"{path} has no trials yet (the search has not started)") from None
+        if "://" in path or not any(Path(path).glob("trial_*")):
+            raise UserError(f"{path} has no trials yet (the search has not started)") from None
+        raise UserError(
+            f"Ray Tune's state in {path} (experiment_state-*.json) is missing or unreadable; "
+            f"`cusp-tune analyze {path}` reads the trials without it"
+        ) from None
     counts = dict(Counter(progress(t.status, t.last_result) for t in analysis.trials))
     table = trial_table(((t.config, t.last_result) for t in analysis.trials), spec)
     outcome = _outcome(table, spec, path, failed=counts.get("failed", 0))
