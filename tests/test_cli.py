@@ -174,8 +174,9 @@ def _error_line(stderr: str) -> str:
     return line
 
 
-@pytest.mark.parametrize("job", ["quickstart", "quickstart.yaml"])
-def test_train_takes_a_shipped_job_by_name_or_file_name(job, capsys):
+@pytest.mark.parametrize("job", ["quickstart", "quickstart.yaml", "cusp-digits"])
+def test_train_takes_a_shipped_job_by_name_or_file_name(job, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # found by name from any directory, not only the repository
     sets = ["--set", "train_size=64", "--set", "test_size=20", "--set", "epochs=1"]
     sets += ["--set", "eval_subset=10", "--set", "final_profiles=false"]
     assert main(["train", job, *sets]) == 0

@@ -6,6 +6,7 @@ in the exact on-disk formats torchvision reads.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import pickle
 import struct
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets
+import torchvision.datasets.cifar
 import torchvision.datasets.mnist
 
 from trainables import datasets
@@ -143,8 +145,15 @@ def test_image_dataset_to_and_subset() -> None:
     assert (sub.num_train, sub.num_test) == (4, 2)
     assert torch.equal(sub.train_images, ds.train_images[:4])
     assert ds.subset() is ds
-    with pytest.raises(UserError, match="at most 6"):
+    # subset cuts by the train_size / test_size settings: the message names the setting.
+    with pytest.raises(UserError) as info:
         ds.subset(7)
+    assert str(info.value) == (
+        "train_size 7: synthetic-digits has only 6 training images; "
+        "set train_size (dataset.train_size in a job spec) to at most 6"
+    )
+    with pytest.raises(UserError, match=r"^test_size 9: .* only 6 test images; set test_size "):
+        ds.subset(2, 9)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,8 +287,10 @@ def test_mnist_like_round_trip(tmp_path: Path, name: str, folder: str) -> None:
 
     sub = load_dataset(name, tmp_path, n_train=5, n_test=3)
     assert torch.equal(sub.train_images, ds.train_images[:5])
-    with pytest.raises(UserError, match="21 training samples requested.*at most 20"):
+    with pytest.raises(UserError, match=rf"^n_train 21: {name} has only 20 training images; "):
         load_dataset(name, tmp_path, n_train=21)
+    with pytest.raises(UserError, match="set n_test to at most 10$"):
+        load_dataset(name, tmp_path, n_test=11)
 
 
 def test_mnist_corrupt_file_is_user_error(tmp_path: Path) -> None:
@@ -287,7 +298,74 @@ def test_mnist_corrupt_file_is_user_error(tmp_path: Path) -> None:
     _write_idx(
         tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte", np.zeros((20, 28), dtype=np.uint8)
     )  # 2-D: not an image file
-    with pytest.raises(UserError, match="unreadable"):
+    with pytest.raises(UserError, match="unreadable: train-images-idx3-ubyte is not a 3-D uint8"):
+        load_dataset("mnist", tmp_path)
+
+
+def _offline(calls: list[object]) -> object:
+    """A stand-in for torchvision's download that records the call and fails like no network."""
+
+    def download(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise URLError("network unreachable")
+
+    return download
+
+
+@pytest.mark.parametrize("download", [False, True])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda data: data[:5000], r"is truncated \(5000 of 15696 bytes\)"),
+        (lambda data: data + b"\0" * 8, r"has the wrong size \(15704 bytes"),
+    ],
+)
+def test_mnist_damaged_file_is_unreadable_not_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, download: bool, change, reason: str
+) -> None:
+    """Files that are there but damaged need replacing; download=true would not touch them."""
+    calls: list[object] = []
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", _offline(calls))
+    _write_mnist_like(tmp_path, "MNIST", seed=0)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(change(path.read_bytes()))
+    with pytest.raises(UserError, match=f"train-images-idx3-ubyte {reason}") as info:
+        load_dataset("mnist", tmp_path, download=download)
+    message = str(info.value)
+    assert message.startswith(f"mnist files in {tmp_path / 'MNIST' / 'raw'} are unreadable: ")
+    assert message.endswith("replace them with the original files")
+    assert "download" not in message and "not found" not in message and "\n" not in message
+    assert calls == []  # torchvision does not download over files that exist
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_gzipped_mnist_files_need_unpacking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, download: bool
+) -> None:
+    """torchvision reads only the unpacked files; with download=true it would refetch the .gz."""
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", _offline([]))
+    _write_mnist_like(tmp_path, "FashionMNIST", seed=0)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    for path in list(raw.iterdir()):
+        (raw / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    with pytest.raises(UserError) as info:
+        load_dataset("fashion-mnist", tmp_path, download=download)
+    message = str(info.value)
+    assert f"fashion-mnist files in {raw} are gzipped (train-images-idx3-ubyte.gz, " in message
+    assert message.endswith(f"unpack them in that folder (gunzip {raw}/*.gz)")
+    assert "download" not in message and "\n" not in message
+    for path in list(raw.iterdir()):  # following the advice works
+        path.with_suffix("").write_bytes(gzip.decompress(path.read_bytes()))
+    assert load_dataset("fashion-mnist", tmp_path).num_train == 20
+
+
+def test_partly_missing_mnist_names_the_missing_file(tmp_path: Path) -> None:
+    _write_mnist_like(tmp_path, "MNIST", seed=0)
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(
+        UserError, match=r"not found in .*raw \(missing t10k-labels-idx1-ubyte\); set download=true"
+    ):
         load_dataset("mnist", tmp_path)
 
 
@@ -309,9 +387,9 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def test_cifar10_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _write_cifar10(folder: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """Tiny CIFAR-10 batches (4 images per training batch, 6 test images), as torchvision reads."""
     rng = np.random.default_rng(0)
-    folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     batches: dict[str, tuple[np.ndarray, list[int]]] = {}
     for name, n in [*((f"data_batch_{i}", 4) for i in range(1, 6)), ("test_batch", 6)]:
@@ -326,15 +404,28 @@ def test_cifar10_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     classes = list(dataset_info("cifar10").classes)
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": classes, "num_vis": 3072}, f, protocol=2)
+    return batches
 
-    # torchvision verifies every file against the MD5 of the real CIFAR-10 release (in
-    # CIFAR10._check_integrity and again in _load_meta). Rather than switch the check off, point
-    # the class's checksum tables at the MD5s of the files written above: the real integrity check
-    # still runs, and would fail if a file were missing or changed.
+
+def _accept_cifar10_files(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make torchvision's CIFAR-10 checksums those of the files now in ``folder``.
+
+    torchvision verifies every file against the MD5 of the real CIFAR-10 release (in
+    CIFAR10._check_integrity and again in _load_meta). Rather than switch the check off, point the
+    class's checksum tables at the MD5s of the files written: the real integrity check still runs,
+    and fails if a file is missing or changed afterwards.
+    """
     cls = torchvision.datasets.CIFAR10
-    monkeypatch.setattr(cls, "train_list", [[n, _md5(folder / n)] for n in list(batches)[:5]])
+    train = [f"data_batch_{i}" for i in range(1, 6)]
+    monkeypatch.setattr(cls, "train_list", [[n, _md5(folder / n)] for n in train])
     monkeypatch.setattr(cls, "test_list", [["test_batch", _md5(folder / "test_batch")]])
     monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": _md5(folder / "batches.meta")})
+
+
+def test_cifar10_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    batches = _write_cifar10(folder)
+    _accept_cifar10_files(folder, monkeypatch)
 
     ds = load_dataset("cifar10", tmp_path)
     assert ds.train_images.shape == (20, 3, 32, 32) and ds.train_images.dtype == torch.uint8
@@ -347,6 +438,55 @@ def test_cifar10_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # Channel 0 of pixel (row 1, column 2) is byte 1 * 32 + 2 of the red plane.
     assert ds.train_images[0, 0, 1, 2] == train[0, 34]
     assert ds.train_images[0, 2, 1, 2] == train[0, 2048 + 34]
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_cifar10_checksum_failure_is_unreadable_not_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, download: bool
+) -> None:
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", _offline([]))
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar10(folder)
+    _accept_cifar10_files(folder, monkeypatch)
+    path = folder / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:-100])  # truncated after the checksums were taken
+    with pytest.raises(UserError) as info:
+        load_dataset("cifar10", tmp_path, download=download)
+    message = str(info.value)
+    assert message.startswith(f"cifar10 files in {folder} are unreadable: data_batch_2 fails ")
+    assert "torchvision's checksum" in message
+    assert message.endswith("replace them with the original files")
+    assert "download" not in message and "not found" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (lambda data: data[: len(data) // 2], "pickle data was truncated"),
+        (lambda data: b"not a pickle", "invalid load key"),
+        (lambda data: b"", "Ran out of input"),  # EOFError
+        (
+            lambda data: pickle.dumps({"data": np.zeros((4, 3000), np.uint8), "labels": [0] * 4}),
+            "has size 3000",  # ValueError: not 3072 bytes per image
+        ),
+        (lambda data: pickle.dumps({"labels": [0] * 4}), "'data'"),  # KeyError
+    ],
+)
+def test_cifar10_corrupt_pickle_is_user_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content, reason: str
+) -> None:
+    """A batch that passes the checksum but cannot be unpickled is a one-line UserError."""
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar10(folder)
+    path = folder / "data_batch_1"
+    path.write_bytes(content(path.read_bytes()))
+    _accept_cifar10_files(folder, monkeypatch)
+    with pytest.raises(UserError) as info:
+        load_dataset("cifar10", tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"cifar10 files in {folder} are unreadable: ")
+    assert reason in message and "download" not in message and "\n" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,7 +19,10 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import math
 import os
+import pickle
+import struct
 import tempfile
 import time
 import warnings
@@ -217,11 +220,13 @@ class ImageDataset:
         The subset owns copies of its rows, so it does not keep (or pickle, e.g. into Ray's object
         store) the full tensors alive; ``self`` is returned when nothing is cut.
 
+        The counts are the ``train_size`` and ``test_size`` settings; error messages name those.
+
         Raises:
             UserError: if a count is not positive or exceeds what the dataset has.
         """
-        n_train = _check_count("n_train", n_train, self.num_train, self.info.name)
-        n_test = _check_count("n_test", n_test, self.num_test, self.info.name)
+        n_train = _check_count("train_size", n_train, self.num_train, self.info.name, "training")
+        n_test = _check_count("test_size", n_test, self.num_test, self.info.name, "test")
         if n_train == self.num_train and n_test == self.num_test:
             return self
         return replace(
@@ -233,16 +238,19 @@ class ImageDataset:
         )
 
 
-def _check_count(option: str, value: Any, available: int, name: str) -> int:
-    """Validate an optional sample count against ``available``; None means all of them."""
+def _check_count(key: str, value: Any, available: int, name: str, split: str) -> int:
+    """Validate an optional count of ``split`` images against ``available``; None means all.
+
+    ``key`` is the setting the count comes from, named in the error message.
+    """
     if value is None:
         return available
-    value = _positive_int(option, value)
+    value = _positive_int(key, value)
     if value > available:
-        split = "training" if option == "n_train" else "test"
+        hint = f" (dataset.{key} in a job spec)" if key in ("train_size", "test_size") else ""
         raise UserError(
-            f"{value} {split} samples requested but {name} has only {available}; "
-            f"ask for at most {available}"
+            f"{key} {value}: {name} has only {available} {split} images; "
+            f"set {key}{hint} to at most {available}"
         )
     return value
 
@@ -759,6 +767,107 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+# What torchvision's classes raise on missing, unreadable or undownloadable files: besides
+# RuntimeError ("Dataset not found or corrupted", a bad shape) and OSError (including URLError),
+# the IDX reader asserts, and the CIFAR reader unpickles (which may import), indexes and reshapes
+# whatever it finds.
+_READ_ERRORS = (
+    RuntimeError,
+    OSError,
+    EOFError,
+    pickle.UnpicklingError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    AssertionError,
+    ImportError,
+)
+
+
+def _expected_files(cls: type) -> list[str]:
+    """The files torchvision's ``cls`` reads from its folder, from the class's own tables."""
+    if hasattr(cls, "train_list"):  # CIFAR
+        return [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    # MNIST family: the unpacked names of the downloaded .gz files
+    return [os.path.splitext(os.path.basename(name))[0] for name, _ in cls.resources]
+
+
+def _idx_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete uint8 IDX file of the rank its name says, or None."""
+    rank = 3 if "idx3" in path.name else 1
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * rank)
+    if len(head) < 4 + 4 * rank or head[:4] != bytes((0, 0, 8, rank)):
+        return f"{path.name} is not a {rank}-D uint8 IDX file"
+    expected = len(head) + math.prod(struct.unpack(f">{rank}I", head[4:]))
+    size = path.stat().st_size
+    if size < expected:
+        return f"{path.name} is truncated ({size} of {expected} bytes)"
+    if size > expected:
+        return f"{path.name} has the wrong size ({size} bytes, its header says {expected})"
+    return None
+
+
+def _checksum_problem(cls: type, where: Path) -> str | None:
+    """Which CIFAR files fail torchvision's MD5 check, or None if all pass."""
+    from torchvision.datasets.utils import check_integrity
+
+    tables = [*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"])]
+    bad = [name for name, md5 in tables if not check_integrity(str(where / name), md5)]
+    if not bad:
+        return None
+    verb = "fails" if len(bad) == 1 else "fail"
+    return f"{', '.join(bad)} {verb} torchvision's checksum (truncated, changed or not original)"
+
+
+def _file_problem(cls: type, where: Path) -> str | None:
+    """What is wrong with a complete set of files, or None if no check finds anything."""
+    if hasattr(cls, "train_list"):
+        return _checksum_problem(cls, where)
+    problems = (_idx_problem(where / name) for name in _expected_files(cls))
+    return next((problem for problem in problems if problem), None)
+
+
+def _load_error(
+    info: DatasetInfo, cls: type, where: Path, download: bool, exc: BaseException
+) -> str:
+    """The one-line message for a torchvision constructor that raised ``exc``.
+
+    Files that are all there but unreadable need replacing (torchvision does not download over
+    them); gzipped MNIST files need unpacking; only missing files call for ``download=true``.
+    """
+    names = _expected_files(cls)
+    missing = [name for name in names if not (where / name).is_file()]
+    if not missing:
+        try:
+            problem = _file_problem(cls, where) or _one_line(exc)
+        except OSError as err:
+            problem = f"{err.strerror}: {err.filename}"
+        return (
+            f"{info.name} files in {where} are unreadable: {problem}; "
+            f"replace them with the original files"
+        )
+    packed = [f"{name}.gz" for name in missing if (where / f"{name}.gz").is_file()]
+    if packed and len(packed) == len(missing):
+        return (
+            f"{info.name} files in {where} are gzipped ({', '.join(packed)}) and torchvision "
+            f"reads only unpacked files; unpack them in that folder (gunzip {where}/*.gz)"
+        )
+    absent = f" (missing {', '.join(missing)})" if len(missing) < len(names) else ""
+    if download:
+        return (
+            f"could not download {info.name} into {where}{absent}: {_one_line(exc)}; "
+            f"check the network, or put the files in {where} by hand"
+        )
+    return (
+        f"{info.name} not found in {where}{absent}; set download=true to fetch it "
+        f"(dataset.download=true in a job spec), or point data_dir (dataset.data_dir) at a "
+        f"directory that has it"
+    )
+
+
 def _load_torchvision(
     info: DatasetInfo,
     class_name: str,
@@ -776,28 +885,12 @@ def _load_torchvision(
 
     cls = getattr(torchvision.datasets, class_name)
     where = data_dir / folder
-    splits = []
-    for train in (True, False):
-        try:
-            splits.append(cls(root=str(data_dir), train=train, download=download))
-        except (RuntimeError, OSError) as exc:
-            if download:
-                raise UserError(
-                    f"could not download {info.name} into {data_dir}: "
-                    f"{_one_line(exc)}; check the network, or put the files in "
-                    f"{where} by hand"
-                ) from None
-            raise UserError(
-                f"{info.name} not found in {where}; set download=true to fetch it "
-                f"(dataset.download=true in a job spec), or point data_dir "
-                f"(dataset.data_dir) at a directory that has it"
-            ) from None
-        except (ValueError, TypeError, AssertionError, EOFError, KeyError, IndexError) as exc:
-            raise UserError(
-                f"{info.name} files in {where} are unreadable ({_one_line(exc)}); "
-                f"delete them and set download=true (dataset.download=true in a job spec) "
-                f"to fetch them again"
-            ) from None
+    try:
+        splits = [
+            cls(root=str(data_dir), train=train, download=download) for train in (True, False)
+        ]
+    except _READ_ERRORS as exc:
+        raise UserError(_load_error(info, cls, where, download, exc)) from None
     tensors: list[torch.Tensor] = []
     for ds in splits:
         data = ds.data
@@ -809,7 +902,12 @@ def _load_torchvision(
     try:
         dataset = ImageDataset(info, *tensors)
     except ValueError as exc:
-        raise UserError(f"the files in {where} do not look like {info.name}: {exc}") from None
+        raise UserError(
+            f"the files in {where} do not look like {info.name} ({exc}); "
+            f"replace them with the original files"
+        ) from None
+    n_train = _check_count("n_train", n_train, dataset.num_train, info.name, "training")
+    n_test = _check_count("n_test", n_test, dataset.num_test, info.name, "test")
     return dataset.subset(n_train, n_test)
 
 

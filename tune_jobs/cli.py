@@ -37,10 +37,17 @@ def _format_epoch(metrics: dict[str, Any], epochs: int) -> str:
 JOB_SECTIONS = ("search", "objectives", "training", "evaluation", "resources", "scheduler")
 
 
+TRIALS_DIR = Path(__file__).parent / "trials"
+
+
 def _trial_values(path: str | None) -> dict[str, Any]:
-    """Flat trial settings from a trial config, or the fixed settings of a job spec."""
+    """Flat trial settings from a trial config (a path or a shipped one's name: cusp-digits),
+    or the fixed settings of a job spec (a path or a shipped job's name)."""
     if not path:
         return {}
+    shipped_trial = TRIALS_DIR / (path if path.endswith(".yaml") else f"{path}.yaml")
+    if not Path(path).exists() and "/" not in path and shipped_trial.is_file():
+        return load_yaml_mapping(shipped_trial)
     if not Path(path).is_file() and "/" not in path:  # a shipped job's name, or a typo
         from tune_jobs.spec import JOBS_DIR, find_job
 
