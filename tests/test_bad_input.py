@@ -82,7 +82,8 @@ def test_storage_that_cannot_be_written(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     assert main(["launch", "quickstart", "--storage", str(blocker / "results")]) == 2
-    _assert_one_line_error(capsys, "cannot write to storage")
+    message = f"cannot write to storage {blocker / 'results'}: {blocker} is a file"
+    _assert_one_line_error(capsys, message)
 
 
 def test_train_with_unknown_model(capsys):

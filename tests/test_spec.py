@@ -172,13 +172,30 @@ def test_scheduler_defaults_metric_for_asha():
     assert load_job("quickstart", {"scheduler.kind": "moasha"}).scheduler.metric is None
 
 
-def test_profile_objectives(tmp_path):
-    job = load_job(
-        "quickstart",
-        {"objectives": [{"metric": "spatial_acc@30"}, {"metric": "adv_acc@0.15", "mode": "max"}]},
-    )
+PROFILE_OBJECTIVES = [{"metric": "spatial_acc@30"}, {"metric": "adv_acc@0.15", "mode": "max"}]
+
+
+def test_profile_objectives_in_a_grid_job_or_a_one_epoch_search():
+    job = load_job("digits-tradeoff-eps", {"objectives": PROFILE_OBJECTIVES})
     assert job.metrics == ["spatial_acc@30", "adv_acc@0.15"]
     assert all(o.is_profile for o in job.objectives)
+    one_epoch = load_job("quickstart", {"objectives": PROFILE_OBJECTIVES, "training.epochs": 1})
+    assert one_epoch.metrics == ["spatial_acc@30", "adv_acc@0.15"]
+
+
+def test_profile_objectives_are_refused_where_trials_are_ranked_every_epoch():
+    # they come only with the last epoch's result; Ray Tune fails an Optuna search without them
+    objectives = [{"metric": "spatial_acc@90"}, {"metric": "adv_acc"}]
+    with pytest.raises(
+        UserError,
+        match=r"objectives\[0\]\.metric: spatial_acc@90 is measured only after the last epoch, "
+        r"but an Optuna search .* use spatial_acc with evaluation\.theta_eval: 90",
+    ):
+        load_job("quickstart", {"objectives": objectives})
+    grid_asha = {"objectives": [{"metric": "adv_acc"}, {"metric": "adv_acc@0.15"}]}
+    grid_asha["scheduler"] = {"kind": "asha", "metric": "adv_acc"}
+    with pytest.raises(UserError, match=r"objectives\[1\].*scheduler.kind asha.*eps_eval: 0.15"):
+        load_job("digits-tradeoff-eps", grid_asha)
 
 
 def test_sampler_is_built_with_seed_and_options():
@@ -353,8 +370,32 @@ BAD = [
     ({"search.sampler_options.populaton_size": 3}, ["search.sampler_options.populaton_size"]),
     ({"search.sampler_options.population_size": 1}, ["search.sampler_options"]),
     ({"search.sampler_options.seed": 1}, ["search.sampler_options.seed", "search.seed"]),
+    (
+        {"search.sampler_options.population_size": "four"},
+        ["search.sampler_options.population_size must be an integer", "'four' (str)"],
+    ),
+    ({"search.sampler_options.crossover_prob": True}, ["search.sampler_options.crossover_prob"]),
+    ({"search.trials": "1.5e0"}, ["search.trials must be an integer, got 1.5"]),
     ({"scheduler.kind": "hyperband"}, ["scheduler.kind", "none, asha, moasha"]),
     ({"scheduler": {"kind": "asha", "grace_epochs": 5}}, ["scheduler.grace_epochs"]),
+    (
+        {"scheduler": {"kind": "moasha", "grace_epochs": 2}, "training.epochs": 2},
+        ["scheduler.grace_epochs (2) must be below training.epochs (2)", "first rung"],
+    ),
+    ({"scheduler": {"kind": "asha", "grace_epochs": 3}}, ["must be below training.epochs (3)"]),
+    (
+        {"scheduler": {"kind": "moasha", "metric": "adv_acc"}},
+        ["scheduler.metric is not used by scheduler.kind moasha"],
+    ),
+    (
+        {"scheduler": {"kind": "none", "metric": "bogus"}},
+        ["scheduler.metric is not used by scheduler.kind none"],
+    ),
+    ({"scheduler": {"grace_epochs": 2}}, ["scheduler.grace_epochs is not used", "kind none"]),
+    (
+        {"scheduler": {"kind": "none", "reduction_factor": 3}},
+        ["scheduler.reduction_factor is not used", "asha or moasha"],
+    ),
     ({"scheduler": {"kind": "asha", "grace_epochs": 0}}, ["scheduler.grace_epochs"]),
     ({"scheduler": {"kind": "asha", "reduction_factor": 1}}, ["scheduler.reduction_factor"]),
     ({"scheduler": {"kind": "asha", "metric": "clean_acc"}}, ["scheduler.metric", "objectives"]),
@@ -388,6 +429,111 @@ def test_bad_input_names_the_key(overrides, words):
     assert "\n" not in message
     for word in words:
         assert word in message, message
+
+
+def test_integers_may_be_written_in_exponent_form():
+    # the module docstring promises that 5e-4-style numbers (strings to YAML 1.1) are numbers
+    overrides = parse_overrides(["search.trials=1e1", "search.max_concurrent=2E0"])
+    job = load_job("quickstart", overrides)
+    assert job.search.trials == 10 and job.search.max_concurrent == 2
+
+
+def test_scheduler_keys_a_kind_ignores_are_left_out_of_to_dict():
+    assert load_job("quickstart").to_dict()["scheduler"] == {"kind": "none"}
+    moasha = load_job("quickstart", {"scheduler": {"kind": "moasha", "grace_epochs": 1}})
+    assert "metric" not in moasha.to_dict()["scheduler"]
+    assert JobSpec.from_dict(moasha.to_dict()) == moasha
+    assert "grid" not in load_job("quickstart").to_dict()["search"]
+
+
+def test_a_saved_job_of_an_earlier_version_with_every_scheduler_key_still_loads():
+    # earlier versions wrote every scheduler key, and an empty search.grid, into job.yaml
+    saved = load_job("quickstart").to_dict()
+    saved["scheduler"] = {
+        "kind": "none",
+        "grace_epochs": 1,
+        "reduction_factor": 4.0,
+        "metric": None,
+    }
+    saved["search"]["grid"] = {}
+    assert JobSpec.from_saved(saved) == load_job("quickstart")
+
+
+# --------------------------------------------------------------------------------------------------
+# Grid jobs
+
+GRID_BAD = [
+    # (job, overrides, words the message must contain)
+    (
+        "digits-tradeoff-eps",
+        {"model": ["stdcnn", "gcnn-c4"]},
+        ["model lists 2 models", "search.grid.model: [stdcnn, gcnn-c4]"],
+    ),
+    (
+        "digits-tradeoff-eps",
+        {"search.grid.dataset": ["synthetic-digits", "mnist"]},
+        ["search.grid.dataset", "one dataset", "one job per dataset"],
+    ),
+    ("digits-tradeoff-eps", {"search.grid.data_dir": ["/a", "/b"]}, ["search.grid.data_dir"]),
+    ("digits-tradeoff-eps", {"search.grid.download": [True, False]}, ["search.grid.download"]),
+    ("quickstart", {"search": {"grid": {}}}, ["search.grid must list at least one key"]),
+    (
+        "digits-tradeoff-eps",
+        {"search": {"grid": {}, "max_concurrent": 2}},
+        ["search.grid must list at least one key"],
+    ),
+    (
+        "digits-tradeoff-rotation",
+        {"training.theta_max": 30, "search.grid.theta_max": [0, 90]},
+        ["training.theta_max is searched by search.grid.theta_max"],
+    ),
+    (
+        "digits-tradeoff-rotation",
+        {"search.grid.epochs": [1, 2]},  # the job fixes training.epochs: 3
+        ["training.epochs is searched by search.grid.epochs"],
+    ),
+    (
+        "digits-tradeoff-rotation",
+        {"dataset.train_size": 100, "search.grid.train_size": [100, 200]},
+        ["dataset.train_size is searched by search.grid.train_size"],
+    ),
+    (
+        "digits-tradeoff-eps",
+        {"search.grid.eps_max": [0.1, 0.9]},
+        ["search.grid.eps_max value 0.9 is above the dataset's eps limit 0.3"],
+    ),
+    (
+        "digits-tradeoff-eps",
+        {"dataset.name": "fashion-mnist", "model_width": None},
+        ["search.grid.eps_max value 0.15 is above the dataset's eps limit 0.1"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("job", "overrides", "words"), GRID_BAD, ids=[str(o) for _, o, _ in GRID_BAD]
+)
+def test_bad_grid_names_the_key(job, overrides, words):
+    with pytest.raises(UserError) as info:
+        load_job(job, overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+def test_grids_over_sizes_and_epochs_load_and_round_trip():
+    sizes = load_job(
+        "digits-tradeoff-rotation",
+        {"dataset.train_size": None, "search.grid.train_size": [100, 200]},
+    )
+    assert sizes.search.trials == 28
+    epochs = load_job(
+        "digits-tradeoff-rotation", {"training.epochs": None, "search.grid.epochs": [1, 2]}
+    )
+    assert "epochs" not in epochs.trial_config()  # the grid sets it, so it is not fixed
+    again = JobSpec.from_dict(yaml.safe_load(yaml.safe_dump(epochs.to_dict())))
+    assert again == epochs
 
 
 def test_errors_name_the_file(tmp_path):

@@ -309,8 +309,13 @@ def _write_job(spec: JobSpec, path: str) -> None:
             raise UserError(f"cannot write to storage {path}: {exc}; check the URI") from None
         return
     directory = Path(path)
-    if any(parent.is_file() for parent in directory.parents):
-        raise UserError(f"storage {directory.parent} is a file; choose a directory")
+    blocking = next((parent for parent in directory.parents if parent.is_file()), None)
+    if blocking == directory.parent:
+        raise UserError(f"storage {blocking} is a file; choose a directory")
+    if blocking is not None:
+        raise UserError(
+            f"cannot write to storage {directory.parent}: {blocking} is a file; choose a directory"
+        )
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         directory.mkdir()

@@ -18,12 +18,17 @@ flat :class:`~trainables.config.TrialConfig` mapping that every trial receives::
     storage: ~/cusp-tune-results           # local directory, or s3:// gs:// file:// URI
     checkpoint: {every: 1, keep: 2}
     failure: {max_retries: 1}
-    scheduler: {kind: none, grace_epochs: 1, reduction_factor: 4, metric: null}
+    scheduler: {kind: moasha, grace_epochs: 1, reduction_factor: 4}  # asha also takes metric
 
 Every section and key is optional (``name`` defaults to the file's stem); the defaults of
 :class:`JobSpec` and its sections fill the rest, and ``TrialConfig``'s defaults the trial keys
 left out. A trial key set to ``null`` counts as left out. Keys the search preset samples (the
 curriculum, ``method``, ...) cannot be fixed in ``training``: narrow ``search.bounds`` instead.
+A grid job (``search.grid``) varies trial keys other than the dataset's, none of them also fixed,
+and lists its models in ``search.grid.model``. Keys a scheduler kind ignores (all but ``kind`` for
+``none``, ``metric`` for ``moasha``) are refused. Profile-point objectives (``spatial_acc@90``)
+are reported only after the last epoch, so only a grid job without a scheduler (or a one-epoch
+search) can rank on them.
 Numbers written ``5e-4`` (a string to YAML 1.1) are read as numbers.
 
 ``--set`` overrides use dotted keys (``search.trials=4``, ``training.epochs=2``,
@@ -204,6 +209,15 @@ _SEARCHED_BY = {
     "theta_max": "search.bounds.theta_max",
     "translate_max": "search.bounds.translate_max",
     "eps_max": "search.bounds.eps_max",
+}
+
+# Trial keys a grid cannot vary: the driver loads one dataset for the whole search.
+_GRID_DATASET_KEYS = ("dataset", "data_dir", "download")
+# Scheduler keys each kind ignores (moasha ranks on every objective, not on one metric).
+_SCHEDULER_UNUSED = {
+    "none": ("grace_epochs", "reduction_factor", "metric"),
+    "moasha": ("metric",),
+    "asha": (),
 }
 
 _BOUNDS_MODELS_MESSAGE = (
@@ -393,6 +407,7 @@ def _numbers_from_yaml12(value: Any, sequence: type = list) -> Any:
 
 
 def _as_int(value: Any, path: str, *, minimum: int | None = None) -> int:
+    value = _yaml12_float(value)  # 1e1 is a number too (the module docstring promises it)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -517,7 +532,7 @@ class SearchSettings:
         _as_int(self.seed, "search.seed", minimum=0)
         _as_int(self.trials, "search.trials", minimum=1)
         _as_int(self.max_concurrent, "search.max_concurrent", minimum=1)
-        allowed = _sampler_args(self.sampler)
+        allowed = _sampler_defaults(self.sampler)
         for key, value in self.sampler_options.items():
             if key == "seed":
                 raise UserError("search.sampler_options.seed: set search.seed instead")
@@ -531,6 +546,14 @@ class SearchSettings:
                     f"search.sampler_options.{key} must be a plain value (number, string, "
                     f"true/false), got {value!r}"
                 )
+            _check_option_type(f"search.sampler_options.{key}", value, allowed[key])
+        for key in self.grid:
+            if key in _GRID_DATASET_KEYS:
+                raise UserError(
+                    f"search.grid.{key}: a search trains every trial on one dataset, loaded "
+                    f"once; remove it from the grid and run one job per dataset "
+                    f"(set {_trial_homes()[key]} in each)"
+                )
 
     def make_sampler(self) -> Any:
         """The Optuna sampler these settings describe (imports optuna)."""
@@ -540,16 +563,44 @@ class SearchSettings:
         try:
             return sampler_cls(seed=self.seed, **self.sampler_options)
         except (TypeError, ValueError) as exc:
-            raise UserError(f"search.sampler_options: {self.sampler} rejects them: {exc}") from None
+            given = ", ".join(f"{key}={value!r}" for key, value in self.sampler_options.items())
+            raise UserError(
+                f"search.sampler_options ({given}): {self.sampler} rejects them: {exc}"
+            ) from None
 
 
-def _sampler_args(sampler: str) -> tuple[str, ...]:
-    """The keyword arguments of the Optuna sampler that a YAML file can set."""
+def _sampler_defaults(sampler: str) -> dict[str, Any]:
+    """The keyword arguments of the Optuna sampler that a YAML file can set, with their
+    defaults (``None`` where there is none)."""
     import optuna
 
     sampler_cls = getattr(optuna.samplers, _SAMPLER_CLASSES[sampler])
-    params = inspect.signature(sampler_cls).parameters
-    return tuple(p for p in params if p not in _SAMPLER_ARGS_EXCLUDED)
+    params = inspect.signature(sampler_cls).parameters.values()
+    return {
+        p.name: None if p.default is inspect.Parameter.empty else p.default
+        for p in params
+        if p.name not in _SAMPLER_ARGS_EXCLUDED
+    }
+
+
+def _check_option_type(path: str, value: Any, default: Any) -> None:
+    """Raise when a sampler option's value is not of its default's type (an int passes for a
+    float); the sampler itself fails on such values with a message that names no option."""
+    if value is None or not isinstance(default, bool | int | float | str):
+        return
+    if isinstance(default, bool):
+        expected, ok = "true or false", isinstance(value, bool)
+    elif isinstance(default, int):
+        expected, ok = "an integer", isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        expected, ok = "a number", isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        expected, ok = "a string", isinstance(value, str)
+    if not ok:
+        raise UserError(
+            f"{path} must be {expected} (the default is {default!r}), got {value!r} "
+            f"({_type_name(value)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -633,9 +684,9 @@ class JobSpec:
             is ``<storage>/<name>`` (:attr:`experiment_path`).
         trial: the fixed flat trial settings passed to every trial: the keys the job sets,
             plus always ``dataset`` (registry name), ``model`` (the first of :attr:`models`),
-            ``epochs`` and ``checkpoint_every``; ``TrialConfig`` defaults fill the rest.
-            None of its keys is one the search space sets (checked), except ``model`` when
-            several are searched; a trial's config is ``{**trial, **sampled}``.
+            ``epochs`` (unless the grid sets it) and ``checkpoint_every``; ``TrialConfig``
+            defaults fill the rest. None of its keys is one the search space or the grid sets
+            (checked), except ``model``; a trial's config is ``{**trial, **sampled}``.
         models: the models; more than one means the model is searched over.
         objectives: what the search optimises, in order.
         search: preset, bounds, sampler and budget.
@@ -690,6 +741,7 @@ class JobSpec:
                 get_model_spec(model)
             except UserError as exc:
                 raise UserError(f"{where}: {exc}") from None
+        _check_grid_conflicts(self.trial, self.search.grid)
         trial = dict(self.trial)
         trial["model"] = self.models[0]
         trial["checkpoint_every"] = self.checkpoint.every
@@ -697,16 +749,17 @@ class JobSpec:
         for index in range(1, len(self.models)):
             self._trial_for({**trial, "model": self.models[index]}, index)
         # canonical values: the dataset's registry name, numbers coerced to their field types,
-        # keys in TrialConfig's field order (then the curriculum keys as given)
+        # keys in TrialConfig's field order (then the curriculum keys as given); a key the grid
+        # sets is not filled in, or to_dict would write it as fixed too
         fields = [f.name for f in dataclasses.fields(TrialConfig) if f.name != "curriculum"]
-        canonical = {
-            key: getattr(config, key) for key in fields if key in trial or key in _ALWAYS_SET
-        }
+        always = _ALWAYS_SET - set(self.search.grid)
+        canonical = {key: getattr(config, key) for key in fields if key in trial or key in always}
         canonical.update({key: value for key, value in trial.items() if key not in canonical})
         canonical["dataset"] = dataset_info(config.dataset).name
         object.__setattr__(self, "trial", canonical)
         self._validate_objectives(config)
         self._validate_scheduler(config)
+        self._validate_profile_objectives(config)
         self._validate_search()
 
     def _trial_for(self, trial: dict[str, Any], model_index: int) -> TrialConfig:
@@ -754,10 +807,12 @@ class JobSpec:
         metrics = self.metrics
         if scheduler.kind == "none":
             return
-        if scheduler.grace_epochs > config.epochs:
+        if scheduler.grace_epochs >= config.epochs:
+            # the first rung is at grace_epochs; one at the last epoch can stop nothing
             raise UserError(
-                f"scheduler.grace_epochs ({scheduler.grace_epochs}) must not exceed "
-                f"training.epochs ({config.epochs})"
+                f"scheduler.grace_epochs ({scheduler.grace_epochs}) must be below "
+                f"training.epochs ({config.epochs}): {scheduler.kind}'s first rung, where it can "
+                f"stop a trial, is at grace_epochs"
             )
         if scheduler.metric is not None:
             if scheduler.metric not in metrics:
@@ -778,6 +833,22 @@ class JobSpec:
                 "metric reported only after the last epoch; use kind: none"
             )
 
+    def _validate_profile_objectives(self, config: TrialConfig) -> None:
+        """Profile points come only with the last epoch's result, but Optuna (through Ray Tune)
+        and the schedulers need every objective in every epoch's result."""
+        if config.epochs == 1 or (self.search.grid and self.scheduler.kind == "none"):
+            return
+        ranker = f"scheduler.kind {self.scheduler.kind}" if self.search.grid else "an Optuna search"
+        for index, objective in enumerate(self.objectives):
+            if objective.is_profile:
+                base, _, point = objective.metric.partition("@")
+                key = "theta_eval" if base == "spatial_acc" else "eps_eval"
+                raise UserError(
+                    f"objectives[{index}].metric: {objective.metric} is measured only after the "
+                    f"last epoch, but {ranker} ranks trials every epoch; use {base} with "
+                    f"evaluation.{key}: {point} (or a grid job with scheduler.kind: none)"
+                )
+
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of a grid job's values (empty for an Optuna search)."""
         keys = list(self.search.grid)
@@ -787,12 +858,24 @@ class JobSpec:
         ]
 
     def _validate_grid(self) -> None:
+        if len(self.models) > 1:
+            models = ", ".join(self.models)
+            raise UserError(
+                f"model lists {len(self.models)} models, but a grid job trains each point with "
+                f"the first only; put them in search.grid.model: [{models}]"
+            )
         for point in self.grid_points():
             try:
                 TrialConfig.from_dict({**self.trial, **point})
             except UserError as exc:
                 where = ", ".join(f"{k}={v}" for k, v in point.items())
                 raise UserError(f"search.grid point ({where}): {exc}") from None
+        for value in self.search.grid.get("eps_max", ()):
+            if isinstance(value, int | float) and value > self.eps_scale:
+                raise UserError(
+                    f"search.grid.eps_max value {value:g} is above the dataset's eps limit "
+                    f"{self.eps_scale:g}"
+                )
 
     def _validate_search(self) -> None:
         if self.search.grid:
@@ -911,11 +994,17 @@ class JobSpec:
         if self.search.grid:  # a grid job refuses the Optuna search's settings
             for key in GRID_UNUSED:
                 out["search"].pop(key)
+        else:  # and an Optuna job an empty grid
+            out["search"].pop("grid")
         out["resources"] = dataclasses.asdict(self.resources)
         out["storage"] = self.storage
         out["checkpoint"] = dataclasses.asdict(self.checkpoint)
         out["failure"] = dataclasses.asdict(self.failure)
-        out["scheduler"] = dataclasses.asdict(self.scheduler)
+        out["scheduler"] = {
+            key: value
+            for key, value in dataclasses.asdict(self.scheduler).items()
+            if key not in _SCHEDULER_UNUSED[self.scheduler.kind]
+        }
         return _plain(out)
 
     @classmethod
@@ -937,11 +1026,19 @@ class JobSpec:
     @classmethod
     def from_saved(cls, data: Any, source: str | None = None) -> JobSpec:
         """:meth:`from_dict` for an experiment's saved ``job.yaml``, which earlier versions
-        wrote with the (unused) Optuna settings of a grid job."""
-        search = data.get("search") if isinstance(data, Mapping) else None
-        if isinstance(search, Mapping) and search.get("grid"):
-            kept = {key: value for key, value in search.items() if key not in GRID_UNUSED}
-            data = {**data, "search": kept}
+        wrote with the settings a job does not use: the Optuna settings of a grid job, an empty
+        ``search.grid`` and every scheduler key."""
+        if not isinstance(data, Mapping):
+            return cls.from_dict(data, source)
+        search = data.get("search")
+        if isinstance(search, Mapping):
+            unused = GRID_UNUSED if search.get("grid") else ("grid",) if "grid" in search else ()
+            data = {**data, "search": {k: v for k, v in search.items() if k not in unused}}
+        scheduler = data.get("scheduler")
+        if isinstance(scheduler, Mapping):
+            kind = scheduler.get("kind", SchedulerSettings.kind)
+            unused = _SCHEDULER_UNUSED.get(kind, ()) if isinstance(kind, str) else ()
+            data = {**data, "scheduler": {k: v for k, v in scheduler.items() if k not in unused}}
         return cls.from_dict(data, source)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> JobSpec:
@@ -1037,6 +1134,20 @@ def _models(value: Any) -> tuple[str, ...]:
     return models
 
 
+def _check_grid_conflicts(trial: Mapping[str, Any], grid: Mapping[str, Any]) -> None:
+    """Raise for a trial key the job fixes that the grid also sets (the grid would win).
+
+    ``model`` is exempt: the top-level model is always set, and a grid over models replaces it.
+    """
+    for key in grid:
+        if key in trial and key != "model":
+            path = _trial_homes().get(key, f"training.{key}")
+            raise UserError(
+                f"{path} is searched by search.grid.{key}; remove it from the job (or remove "
+                f"{key} from search.grid to fix it)"
+            )
+
+
 def _objectives(value: Any) -> tuple[Objective, ...]:
     if value is None:
         return DEFAULT_OBJECTIVES
@@ -1088,6 +1199,11 @@ def _search(raw: dict[str, Any]) -> SearchSettings:
     options = _as_mapping(raw.get("sampler_options"), "search.sampler_options")
     kwargs["sampler_options"] = {key: _yaml12_float(value) for key, value in options.items()}
     grid = _as_mapping(raw.get("grid"), "search.grid")
+    if raw.get("grid") is not None and not grid:
+        raise UserError(
+            "search.grid must list at least one key with its values (e.g. theta_max: [0, 90]); "
+            "remove search.grid to search with Optuna"
+        )
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise UserError(f"search.grid.{key} must be a non-empty list of values")
@@ -1114,6 +1230,14 @@ def _scheduler(raw: dict[str, Any], objectives: tuple[Objective, ...]) -> Schedu
     kwargs: dict[str, Any] = {}
     if "kind" in raw:
         kwargs["kind"] = _as_str(raw["kind"], "scheduler.kind")
+    kind = kwargs.get("kind", SchedulerSettings.kind)
+    for key in _SCHEDULER_UNUSED.get(kind, ()):
+        if raw.get(key) is not None:
+            other = "asha" if key == "metric" else "asha or moasha"
+            raise UserError(
+                f"scheduler.{key} is not used by scheduler.kind {kind}; remove it, or set "
+                f"scheduler.kind: {other}"
+            )
     if "grace_epochs" in raw:
         kwargs["grace_epochs"] = _as_int(raw["grace_epochs"], "scheduler.grace_epochs")
     if "reduction_factor" in raw:
