@@ -300,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one model on one curriculum and print its robustness metrics.",
     )
     train.add_argument(
-        "config", nargs="?", help="YAML file of trial settings (flat key: value mapping)"
+        "config",
+        nargs="?",
+        help="trial settings: a YAML file (flat key: value mapping), the shipped cusp-digits, "
+        "or a job spec (its fixed settings)",
     )
     train.add_argument(
         "--set",
