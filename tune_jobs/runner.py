@@ -570,6 +570,10 @@ def status(path: str) -> SearchStatus:
 
     path = experiment_location(path)
     spec = _read_job(path)
+    # Ray warns, over several lines, about each trial without results yet: those are counted
+    ray_analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = ray_analysis_log.level
+    ray_analysis_log.setLevel(logging.ERROR)
     try:
         analysis = ExperimentAnalysis(path)
     except (ValueError, FileNotFoundError):
@@ -579,6 +583,8 @@ def status(path: str) -> SearchStatus:
             f"Ray Tune's state in {path} (experiment_state-*.json) is missing or unreadable; "
             f"`cusp-tune analyze {path}` reads the trials without it"
         ) from None
+    finally:
+        ray_analysis_log.setLevel(level)
     counts = dict(Counter(progress(t.status, t.last_result) for t in analysis.trials))
     table = trial_table(((t.config, t.last_result) for t in analysis.trials), spec)
     outcome = _outcome(table, spec, path, failed=counts.get("failed", 0))
