@@ -17,6 +17,7 @@ experiment at all is a :class:`~trainables.errors.UserError`.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from analysis.pareto import completed_trials, non_dominated
+from analysis.pareto import MODES, best_first, completed_trials, non_dominated
 from trainables.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -82,14 +83,16 @@ class Experiment:
             ``ERROR``, ``RUNNING``, ``PENDING``, ``PAUSED`` from the newest state snapshot; without
             one: ``TERMINATED`` for a trial whose last result is final, ``ERROR`` with an
             ``error.txt``, else ``UNFINISHED``), ``model``, ``method``, ``curriculum`` (the
-            curriculum's label), ``label`` (a short label for plots: curriculum and method),
+            curriculum's label, :func:`curriculum_label`), ``label`` (a short label for plots:
+            curriculum and method),
             ``train_theta`` / ``train_translate`` / ``train_eps`` (the largest rotation range in
             degrees, translation fraction and PGD budget the curriculum reaches), ``epochs_done``,
             ``epochs`` (planned), ``final`` (the last epoch reported the full evaluation),
-            ``stopped`` (stopped early by the scheduler: the newest state snapshot says
-            ``TERMINATED``, the trial has reported, its last result is not final and it has no
-            ``error``; False without a snapshot, and for a trial interrupted with its search,
-            which the snapshot leaves ``RUNNING``, ``PENDING`` or ``PAUSED``), the
+            ``stopped`` (stopped early by the scheduler: the job has one (``scheduler.kind``
+            ``asha`` or ``moasha``), the newest state snapshot says ``TERMINATED``, the trial has
+            reported, its last result is not final and it has no ``error``; False without a
+            scheduler or a snapshot, and for a trial interrupted with its search, which the
+            snapshot leaves ``RUNNING``, ``PENDING`` or ``PAUSED``), the
             metrics of the last reported epoch (``clean_acc``, ``spatial_acc``, ``adv_acc``, ...:
             on the full test set with the profiles ``spatial_acc@<deg>`` / ``adv_acc@<eps>``
             for final rows, on the fixed evaluation subset for the others; the objectives'
@@ -125,12 +128,18 @@ class Experiment:
         return completed_trials(self.trials) if len(self.trials) else self.trials
 
     def front(self, objectives: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
-        """The completed trials on the Pareto front of ``objectives`` (default: the job's)."""
-        objectives = tuple(objectives or self.objectives)
+        """The completed trials on the Pareto front of ``objectives`` (default: the job's),
+        best first on the first objective (:func:`~analysis.pareto.best_first`).
+
+        Raises:
+            UserError: an objective's metric is not a column of :attr:`trials`, or its mode is
+                not ``max`` / ``min`` (:func:`check_objectives`).
+        """
+        objectives = check_objectives(objectives or self.objectives, self.trials)
         done = self.completed
-        if not len(done) or any(m not in done for m, _ in objectives):
+        if not len(done):
             return done.iloc[0:0]
-        return non_dominated(done, objectives)
+        return best_first(non_dominated(done, objectives), objectives)
 
     @property
     def has_results(self) -> bool:
@@ -170,10 +179,54 @@ def require_results(experiment: Experiment) -> Experiment:
     anything yet (nothing to analyse)."""
     if not experiment.has_results:
         raise UserError(
-            f"no trial of {experiment.path} has reported results yet; wait for the first epochs "
-            f"(`cusp-tune status {experiment.path}` shows progress)"
+            f"no trial of {experiment.path} has finished an epoch yet, so there is nothing to "
+            "analyse: the search is still starting, or it was interrupted before its first "
+            f"epoch (continue it with `cusp-tune resume {experiment.path}`)"
         )
     return experiment
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """The metric columns of a trial table: every column except the trial's description
+    (``trial_id``, ``status``, ``model``, ..., ``stopped``), its times, checkpoint and error,
+    the ``config/<key>`` columns and ``experiment``."""
+    return [
+        str(c) for c in frame.columns if c not in _NOT_METRICS and not str(c).startswith("config/")
+    ]
+
+
+def check_objectives(
+    objectives: Sequence[tuple[str, str]], frames: pd.DataFrame | Sequence[pd.DataFrame]
+) -> list[tuple[str, str]]:
+    """``objectives`` as a list of ``(metric, mode)`` pairs, checked against trial tables.
+
+    Raises:
+        UserError: no objective, an objective that is not a ``(metric, mode)`` pair, a mode
+            other than ``max`` / ``min``, or a metric that is a metric column
+            (:func:`metric_columns`) of none of ``frames``; the message names the metric, a
+            close match and the metrics there are.
+    """
+    tables = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
+    available = list(dict.fromkeys(c for f in tables for c in metric_columns(f)))
+    checked = []
+    for objective in objectives:
+        try:
+            metric, mode = objective
+        except (TypeError, ValueError):
+            raise UserError(f"objectives are (metric, mode) pairs, got {objective!r}") from None
+        if mode not in MODES:
+            raise UserError(f"objective {metric!r}: mode must be 'max' or 'min', got {mode!r}")
+        if metric not in available:
+            close = difflib.get_close_matches(str(metric), available, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(
+                f"objective metric {metric!r} is not in the trials' results; {hint}"
+                f"choose one of {', '.join(available) or 'none (no trial has reported)'}"
+            )
+        checked.append((str(metric), str(mode)))
+    if not checked:
+        raise UserError("no objective given; pass at least one (metric, mode) pair")
+    return checked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,9 +254,10 @@ def load_experiment(path: str | Path) -> Experiment:
     histories: list[pd.DataFrame] = []
     configs: dict[str, dict[str, Any]] = {}
     seen_dirs: set[str] = set()
+    scheduled = has_scheduler(spec)
     for trial_dir, info in _trial_dirs(directory, state):
         seen_dirs.add(trial_dir.name)
-        record, results, config = _read_trial(trial_dir, info)
+        record, results, config = _read_trial(trial_dir, info, scheduled)
         records.append(record)
         configs[record["trial_id"]] = config
         if results:
@@ -212,7 +266,7 @@ def load_experiment(path: str | Path) -> Experiment:
             histories.append(frame)
     for info in state.values():  # trials Ray knows of that have no directory yet
         if info.get("dirname") not in seen_dirs and info["trial_id"] not in configs:
-            record, _, config = _read_trial(None, info)
+            record, _, config = _read_trial(None, info, scheduled)
             records.append(record)
             configs[record["trial_id"]] = config
     expected = [*_BASE_METRICS, *(o.metric for o in spec.objectives)]
@@ -225,6 +279,13 @@ def _read_spec(directory: Path) -> Any:
     from tune_jobs.spec import JobSpec
 
     job_file = directory / JOB_FILE
+    if directory.is_file():
+        hint = (
+            f"its directory {directory.parent}"
+            if directory.name == JOB_FILE
+            else "the experiment directory that `cusp-tune launch` printed"
+        )
+        raise UserError(f"{directory} is a file, not an experiment directory; pass {hint}")
     if not directory.is_dir() or not job_file.is_file():
         what = "does not exist" if not directory.exists() else f"has no {JOB_FILE}"
         raise UserError(
@@ -351,7 +412,7 @@ def latest_checkpoint(trial_dir: Path | None) -> Path | None:
 
 
 def _read_trial(
-    trial_dir: Path | None, info: Mapping[str, Any]
+    trial_dir: Path | None, info: Mapping[str, Any], scheduled: bool
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     results = _read_results(trial_dir / RESULT_FILE) if trial_dir else []
     params = _read_json(trial_dir / PARAMS_FILE) if trial_dir else None
@@ -370,7 +431,7 @@ def _read_trial(
             error = None
         error = error or "failed (empty error.txt)"
     status = info.get("status")
-    stopped = _stopped_early(status, results, error)
+    stopped = scheduled and _stopped_early(status, results, error)
     if not status:
         status = TERMINATED if final else ERROR if error else UNFINISHED if trial_dir else PENDING
     elif final and status in (RUNNING, PENDING, PAUSED):
@@ -408,11 +469,19 @@ def _read_trial(
     return record, results, dict(config)
 
 
+def has_scheduler(spec: Any) -> bool:
+    """Whether a job has an early-stopping scheduler (``scheduler.kind`` ``asha`` or
+    ``moasha``); a spec without a scheduler section (an older ``job.yaml``) has none."""
+    kind = getattr(getattr(spec, "scheduler", None), "kind", "none")
+    return kind not in (None, "none")
+
+
 def _stopped_early(
     snapshot_status: str | None, results: Sequence[Mapping[str, Any]], error: str | None
 ) -> bool:
-    """Whether a trial was stopped early by the scheduler: Ray's snapshot says ``TERMINATED``,
-    its last result is not final and it has no error.
+    """Whether a trial of a job with a scheduler (:func:`has_scheduler`; without one no trial
+    is stopped early) was stopped early by it: Ray's snapshot says ``TERMINATED``, its last
+    result is not final and it has no error.
 
     An interrupted search leaves its trials ``RUNNING``, ``PENDING`` or ``PAUSED`` in the
     snapshot, never ``TERMINATED``; without a snapshot (``snapshot_status`` None) or without a
@@ -457,10 +526,79 @@ def _budget_from_config(config: Mapping[str, Any], axis: str) -> float:
     return _number(config.get(f"{axis}_max"))
 
 
+def _format(axis: str, value: float) -> str:
+    """A curriculum value as labels write it: 4 significant digits, an eps that is a whole
+    number of 1/255 steps as ``<k>/255``."""
+    steps = value * 255.0
+    if axis == "eps" and value > 0 and abs(steps - round(steps)) < 1e-6:
+        return f"{round(steps)}/255"
+    return f"{value:.4g}"
+
+
+def _axis_label(
+    axis: str, symbol: str, kind: str | None, first: float, values: Sequence[float]
+) -> str | None:
+    """The label of one curriculum axis from the values its epochs train at (see
+    :func:`curriculum_label`); None for an axis that stays at 0."""
+    if max(values, default=0.0) <= 0.0:
+        return None
+    start = next(i for i, v in enumerate(values) if v > 0.0)  # epochs at 0 before it is on
+    low = values[start]
+    if first <= 0.0:  # a schedule that starts at 0 (a ramp from 0): on from the first epoch
+        start, low = 0, 0.0
+    low_text, high_text = _format(axis, low), _format(axis, max(values))
+    if low_text == high_text:
+        text = f"{symbol}{high_text}"
+    else:
+        text = f"{symbol}{low_text}→{high_text}"
+        text = f"{kind} {text}" if kind else text
+    return f"{text} (from epoch {start + 1})" if start else text
+
+
+def curriculum_label(curriculum: Any) -> str:
+    """A label of the values a curriculum (``trainables.curriculum.Curriculum``) trains at,
+    from its stages (so after ``order`` delayed a schedule and squeezed it into the epochs
+    left):
+
+    - per axis (θ degrees, t translation fraction, ε PGD budget) that is not 0 throughout:
+      ``<kind> <symbol><low>→<high>``, ``low`` the value of its first epoch and ``high`` the
+      largest one. An axis that trains at one value is ``<symbol><value>``, with no kind. A
+      schedule that starts above 0 after epochs at 0 (a warm-up, or ``order`` delaying it)
+      adds ``(from epoch <n>)``, the first epoch it is above 0; a schedule that starts at 0 (a
+      ramp from 0) is ``<low>`` 0.
+    - the kind (``linear``, ``cosine``, ``exponential``, ``step``, ...) is named for custom
+      curricula only; presets (``cusp``) lead with their name instead.
+    - ``order`` ends the label unless it is ``joint``; a curriculum at 0 throughout is ``none``.
+
+    E.g. ``θ142.5 (from epoch 3) step ε0.008691→0.2218 adversarial_first``: θ is 0 for epochs
+    1-2 and 142.5 from epoch 3; ε steps from 0.008691 to 0.2218.
+    """
+    from trainables.curriculum import AXES
+
+    custom = curriculum.name == "custom"
+    parts: list[str] = [] if custom else [curriculum.name]
+    stages = curriculum.stages()
+    axes = (
+        ("theta", curriculum.theta, [s.theta_deg for s in stages]),
+        ("translate", curriculum.translate_frac, [s.translate_frac for s in stages]),
+        ("eps", curriculum.eps, [s.eps for s in stages]),
+    )
+    for axis, schedule, values in axes:
+        kind = schedule.kind if custom else None
+        text = _axis_label(axis, AXES[axis].symbol, kind, float(schedule.first), values)
+        if text:
+            parts.append(text)
+    if not parts:
+        parts.append("none")
+    if curriculum.order != "joint":
+        parts.append(curriculum.order)
+    return " ".join(parts)
+
+
 def curriculum_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     """Label and final budgets of a flat trial config's curriculum.
 
-    Returns ``curriculum`` (``Curriculum.describe()``), ``train_theta`` (degrees),
+    Returns ``curriculum`` (:func:`curriculum_label`), ``train_theta`` (degrees),
     ``train_translate`` (fraction of the image size) and ``train_eps``: the largest value each
     schedule reaches (what the last epochs train on), taken from the built curriculum, so presets
     such as ``cusp`` (whose ``eps_max`` defaults to the dataset's budget) are right. A config that
@@ -478,7 +616,7 @@ def curriculum_summary(config: Mapping[str, Any]) -> dict[str, Any]:
             "train_eps": _budget_from_config(config, "eps"),
         }
     return {
-        "curriculum": curriculum.describe(),
+        "curriculum": curriculum_label(curriculum),
         "train_theta": float(curriculum.theta.maximum),
         "train_translate": float(curriculum.translate_frac.maximum),
         "train_eps": float(curriculum.eps.maximum),
@@ -535,6 +673,7 @@ _LEADING = [
     "stopped",
 ]
 _TRAILING = ["started_at", "completed_at", "last_result_at", "checkpoint_path", "error"]
+_NOT_METRICS = frozenset([*_LEADING, *_TRAILING, "experiment"])
 
 
 def _trial_frame(
@@ -598,11 +737,15 @@ __all__ = [
     "TERMINATED",
     "UNFINISHED",
     "Experiment",
+    "check_objectives",
+    "curriculum_label",
     "curriculum_summary",
     "display_names",
     "error_line",
     "latest_checkpoint",
+    "has_scheduler",
     "load_experiment",
+    "metric_columns",
     "require_results",
     "short_label",
 ]

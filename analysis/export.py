@@ -44,6 +44,7 @@ from analysis.experiment import (
 from trainables.errors import UserError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 MODEL_FILE = "model.pt"
@@ -78,18 +79,36 @@ class FrontExport:
         return len(self.paths)
 
 
-def _torch_load(file: Path) -> dict[str, Any]:
+def _load_payload(file: Path) -> dict[str, Any] | None:
+    """The ``model`` + ``config`` dict saved in ``file`` (an exported ``model.pt`` or a trial's
+    ``trial.pt``), or None when the file is not one (truncated, corrupt, another file)."""
     import torch
 
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated, or not a torch file
-        raise UserError(
-            f"{file} is not a readable cusp-tune model ({type(exc).__name__}); re-export it"
-        ) from None
+    except Exception:  # corrupt, truncated, or not a torch file
+        return None
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
-        raise UserError(f"{file} holds no model and config; pass a directory from cusp-tune export")
+        return None
     return payload
+
+
+def _torch_load(file: Path) -> dict[str, Any]:
+    """:func:`_load_payload`, with a :class:`UserError` that says what to pass instead: a file
+    named ``model.pt`` / ``trial.pt`` is damaged; another file is not a model at all."""
+    payload = _load_payload(file)
+    if payload is not None:
+        return payload
+    if file.name == MODEL_FILE:
+        raise UserError(f"{file} is damaged (not a complete cusp-tune model); export it again")
+    if file.name == CHECKPOINT_FILE:
+        raise UserError(
+            f"{file} is damaged (cut short or not a trial checkpoint); pass another "
+            "checkpoint_<n> directory of the trial"
+        )
+    raise UserError(
+        f"{file} is not a cusp-tune model; pass the exported model's directory or its {MODEL_FILE}"
+    )
 
 
 def final_metrics(experiment: Experiment, trial_id: str) -> dict[str, float]:
@@ -155,10 +174,12 @@ def _export_one(
             None,
             f"trial {trial_id}: no checkpoint in {experiment.path}/trial_{trial_id}; skipped",
         )
-    try:
-        state = _torch_load(Path(checkpoint) / CHECKPOINT_FILE)
-    except UserError as exc:
-        return None, f"trial {trial_id}: {exc}; skipped"
+    state = _load_payload(Path(checkpoint) / CHECKPOINT_FILE)
+    if state is None:
+        return None, (
+            f"trial {trial_id}: its checkpoint {Path(checkpoint) / CHECKPOINT_FILE} is damaged "
+            "(cut short or not a trial checkpoint); skipped"
+        )
     epochs = row.get("epochs")
     if epochs is not None and not pd.isna(epochs) and int(state.get("epoch", -1)) != int(epochs):
         return None, (
@@ -214,10 +235,15 @@ def export_front(
     model directory in it. The directories are built in a temporary directory next to
     ``out_dir`` and moved in when complete.
 
+    The models are exported (and listed in ``index.csv``) in the front's order, best first on
+    the first objective, as the front table and ``front.csv`` show them.
+
     Raises:
-        UserError: not an experiment, no results or no completed trial yet, ``out_dir`` is a
-            file or a non-empty directory (checked before anything is written), or no front
-            member could be exported (the message lists why each was skipped).
+        UserError: not an experiment, no results or no completed trial yet, an objective's
+            metric is not in the trials' results (or its mode is not ``max`` / ``min``),
+            ``out_dir`` is a file or a non-empty directory (checked before anything is
+            written), or no front member could be exported (the message lists why each was
+            skipped).
     """
     experiment = (
         experiment_path
@@ -315,6 +341,21 @@ def read_exported(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _torch_load(_model_file(path))
 
 
+def _device(name: str) -> torch.device:
+    """``trainables.trial.resolve_device(name)``, with a message for the CLI and the API alike
+    when ``cuda`` is asked for and no GPU is visible."""
+    import torch
+
+    from trainables.trial import resolve_device
+
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"device {name!r} needs a CUDA GPU and none is visible; use --device auto or cpu "
+            "(device='auto' or 'cpu' in Python)"
+        )
+    return resolve_device(name)
+
+
 def load_model(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
     """A plain torch module, in eval mode on ``device``, rebuilt from an exported model.
 
@@ -322,10 +363,14 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
     (``load_state_dict``, strict) and is converted with ``export_model``: for the ``gcnn-*``
     models that is the e2cnn network turned into ordinary torch layers, which compute the same
     logits. ``device`` is ``cpu``, ``cuda`` or ``auto``.
+
+    Raises:
+        UserError: ``path`` holds no readable model (a damaged ``model.pt``, or a file that is
+            not one), or ``device`` is ``cuda`` and no GPU is visible.
     """
     from trainables.models import export_model
-    from trainables.trial import resolve_device
 
+    target = _device(device)
     payload = read_exported(path)
     model = _rebuild(payload["config"])
     try:
@@ -335,7 +380,7 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
             f"{path}: the saved weights do not fit the model its config describes "
             f"({str(exc).splitlines()[0]}); re-export it"
         ) from None
-    return export_model(model.eval()).to(resolve_device(device)).eval()
+    return export_model(model.eval()).to(target).eval()
 
 
 def evaluate_exported(
@@ -360,8 +405,8 @@ def evaluate_exported(
     ``adv_acc@<eps>`` (``"eps"`` or ``"both"``); ``None`` or ``"none"``: no profile.
 
     Raises:
-        UserError: unknown ``profile``, a bad ``test_size``, missing data files, or an
-            unreadable model.
+        UserError: unknown ``profile``, a bad ``test_size``, ``device`` ``cuda`` without a
+            visible GPU, missing data files, or an unreadable model.
     """
     from trainables.config import TrialConfig
     from trainables.datasets import load_dataset
@@ -371,11 +416,12 @@ def evaluate_exported(
         robustness_profile,
         worst_case_spatial_accuracy,
     )
-    from trainables.trial import eval_settings, resolve_device
+    from trainables.trial import eval_settings
 
     chosen = "none" if profile is None else str(profile)
     if chosen not in PROFILES:
         raise UserError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    target = _device(device)
     payload = read_exported(path)
     config = TrialConfig.from_dict(dict(payload["config"]))
     if test_size is not None and (isinstance(test_size, bool) or int(test_size) < 1):
@@ -383,7 +429,6 @@ def evaluate_exported(
     root = data_dir if data_dir is not None else config.data_dir
     dataset = load_dataset(config.dataset, root, download=config.download)
     dataset = dataset.subset(1, test_size if test_size is not None else config.test_size)
-    target = resolve_device(device)
     model = load_model(path, str(target))
     images = dataset.test_images.to(target)
     labels = dataset.test_labels.to(target)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.experiment import check_objectives
 from analysis.pareto import _signs, completed_trials, non_dominated_mask
 
 Objectives = Sequence[tuple[str, str]]
@@ -148,8 +149,13 @@ def _split(objectives: Objectives) -> tuple[list[str], list[str]]:
 
 def reference_point(frames: Sequence[pd.DataFrame], objectives: Objectives) -> np.ndarray:
     """One reference for several trial tables: :func:`default_reference` over the completed
-    trials of all of them together (so their hypervolumes are comparable)."""
-    metrics, modes = _split(objectives)
+    trials of all of them together (so their hypervolumes are comparable).
+
+    Raises:
+        UserError: an objective that none of the tables has, or a bad mode
+            (:func:`~analysis.experiment.check_objectives`).
+    """
+    metrics, modes = _split(check_objectives(objectives, frames))
     blocks = [
         completed_trials(f).dropna(subset=[m for m in metrics if m in f]) for f in frames if len(f)
     ]
@@ -187,12 +193,8 @@ def _running_hypervolume(
 
 
 def _completed_with(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
-    metrics, _ = _split(objectives)
-    missing = [m for m in metrics if m not in frame]
-    done = completed_trials(frame)
-    if missing:
-        return done.iloc[0:0]
-    return done.dropna(subset=metrics)
+    metrics, _ = _split(check_objectives(objectives, frame))
+    return completed_trials(frame).dropna(subset=metrics)
 
 
 def hypervolume_over_trials(
@@ -212,6 +214,10 @@ def hypervolume_over_trials(
             frame's order) or any column name.
         reference: default: :func:`default_reference` over all the completed trials, fixed for
             the whole series.
+
+    Raises:
+        UserError: an objective's metric is not a column of ``frame``, or a bad mode
+            (:func:`~analysis.experiment.check_objectives`).
 
     Returns:
         A Series named ``hypervolume`` indexed ``1 .. n`` (``trials``: how many completed

@@ -61,6 +61,16 @@ def non_dominated(frame: pd.DataFrame, objectives: Sequence[tuple[str, str]]) ->
     return complete[mask]
 
 
+def best_first(frame: pd.DataFrame, objectives: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """``frame`` sorted best first on the first objective (stable: ties keep their order),
+    the order in which fronts are shown, written and exported. A frame without that column is
+    returned as it is."""
+    metric, mode = objectives[0]
+    if metric not in frame:
+        return frame
+    return frame.sort_values(metric, ascending=mode == "min", kind="stable")
+
+
 def completed_trials(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of a trial table that finished their last epoch and did not fail.
 
@@ -103,6 +113,7 @@ def front_steps(points: np.ndarray, modes: Sequence[str]) -> np.ndarray:
 __all__ = [
     "MODES",
     "as_maximisation",
+    "best_first",
     "completed_trials",
     "front_steps",
     "non_dominated",

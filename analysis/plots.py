@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from analysis.experiment import Experiment, display_names  # noqa: E402
+from analysis.experiment import Experiment, check_objectives, display_names  # noqa: E402
 from analysis.hypervolume import (  # noqa: E402
     hypervolume_over_time,
     hypervolume_over_trials,
@@ -136,14 +136,27 @@ def _save(fig: Any, path: str | Path) -> Path:
     return target
 
 
+NO_TRIAL = "no completed trial yet"
+"""The note every plot shows where it has no completed trial to draw."""
+
+
+def _no_trial_note(ax: Any) -> None:
+    """:data:`NO_TRIAL` in the middle of ``ax``, its axes kept (other points may be drawn)."""
+    ax.text(0.5, 0.5, NO_TRIAL, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
 def _empty_panel(ax: Any, message: str) -> None:
+    """``message`` in the middle of ``ax``, which has nothing else to show (no ticks)."""
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
 
 
 def _objectives_of(experiments: list[Experiment], objectives: Objectives | None) -> list:
-    return list(objectives or experiments[0].objectives)
+    """``objectives`` (default: the first experiment's), checked against the trial tables
+    (:func:`~analysis.experiment.check_objectives`: UserError for an unknown metric)."""
+    chosen = objectives or experiments[0].objectives
+    return check_objectives(chosen, [e.trials for e in experiments])
 
 
 def _annotate(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]) -> None:
@@ -243,15 +256,7 @@ def plot_front(
     ax.set_title(f"{title}\n{subtitle}", fontsize=11)
     ax.grid(alpha=0.3)
     if plotted == 0:
-        ax.text(
-            0.5,
-            0.5,
-            "no completed trial yet",
-            ha="center",
-            va="center",
-            transform=ax.transAxes,
-            color="0.4",
-        )
+        _no_trial_note(ax)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
@@ -304,6 +309,8 @@ def _plot_single_objective(
     _format_axis(ax, "y", metric)
     ax.set_title(f"Best {metric} as trials complete (line: best so far)", fontsize=11)
     ax.grid(alpha=0.3)
+    if not any(len(e.completed.dropna(subset=[metric])) for e in experiments):
+        _empty_panel(ax, NO_TRIAL)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -332,7 +339,8 @@ def plot_hypervolume(
     ``x`` is ``"trials"`` (number of completed trials) or ``"time"`` (wall-clock time since
     the search started). All experiments share one reference point (given, or
     :func:`~analysis.hypervolume.reference_point` over all their completed trials), stated in
-    the axis label, so their curves can be compared.
+    the axis label, so their curves can be compared. Without any completed trial the plot
+    says so ("no completed trial yet") instead of drawing empty axes.
     """
     if x not in ("trials", "time"):
         raise ValueError(f"x must be 'trials' or 'time', got {x!r}")
@@ -377,8 +385,11 @@ def plot_hypervolume(
         ax.set_xlabel(f"wall-clock time since the search started ({unit})")
         title = "Hypervolume of the Pareto front over time"
     ax.set_title(title, fontsize=11)
-    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
+    if not any(len(xs) for xs, _ in curves):
+        _empty_panel(ax, NO_TRIAL)
+        return _save(fig, path)
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
 
@@ -414,10 +425,7 @@ def plot_profiles(
     At most ``max_models`` front members are drawn (best first on the first objective).
     """
     objectives = _objectives_of([experiment], objectives)
-    front = experiment.front(objectives)
-    if len(front) and objectives[0][0] in front:
-        ascending = objectives[0][1] == "min"
-        front = front.sort_values(objectives[0][0], ascending=ascending, kind="stable")
+    front = experiment.front(objectives)  # best first
     shown = front.head(max_models)
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
     s = eval_settings_of(experiment)
@@ -439,7 +447,7 @@ def plot_profiles(
         columns = profile_columns(shown, kind)
         ax.set_title(title, fontsize=11)
         if not len(shown):
-            _empty_panel(ax, "no completed trial yet")
+            _empty_panel(ax, NO_TRIAL)
             continue
         if not columns:
             _empty_panel(ax, "no profile reported\n(the job has evaluation.profiles: false)")
@@ -558,7 +566,7 @@ def plot_tradeoffs(experiments: Experiments, path: str | Path) -> Path:
         usable = [(n, g.dropna(subset=[y])) for n, g in groups if y in g]
         usable = [(n, g) for n, g in usable if len(g)]
         if not usable:
-            _empty_panel(ax, "no completed trial yet")
+            _empty_panel(ax, NO_TRIAL)
             continue
         every_x = pd.concat([g[x] for _, g in usable]).fillna(0.0).astype(float)
         if len(every_x) > 1 and np.ptp(every_x.to_numpy()) == 0:

@@ -21,8 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.experiment import Experiment, display_names, load_experiment, require_results
+from analysis.experiment import (
+    Experiment,
+    check_objectives,
+    display_names,
+    load_experiment,
+    require_results,
+)
 from analysis.hypervolume import hypervolume, reference_point
+from analysis.pareto import best_first
 from trainables.errors import UserError
 
 Objectives = Sequence[tuple[str, str]]
@@ -127,9 +134,13 @@ def compare(
     and ``best_<metric>`` per objective. ``objectives`` default to the first experiment's;
     ``reference`` to :func:`~analysis.hypervolume.reference_point` over every experiment's
     completed trials. ``attrs["reference"]`` and ``attrs["objectives"]`` hold both.
+
+    Raises:
+        UserError: a path is not an experiment, or an objective's metric is in no
+            experiment's trial table (or its mode is not ``max`` / ``min``).
     """
     loaded = _load_all(experiments)
-    objectives = list(objectives or loaded[0].objectives)
+    objectives = check_objectives(objectives or loaded[0].objectives, [e.trials for e in loaded])
     metrics, modes = [m for m, _ in objectives], [mode for _, mode in objectives]
     if reference is None:
         reference = reference_point([e.trials for e in loaded], objectives)
@@ -137,8 +148,9 @@ def compare(
     rows = []
     for experiment, name in zip(loaded, display_names(loaded), strict=True):
         done = experiment.completed
-        usable = done.dropna(subset=metrics) if all(m in done for m in metrics) else done[0:0]
-        front = experiment.front(objectives)
+        has_all = all(m in done for m in metrics)
+        usable = done.dropna(subset=metrics) if has_all else done[0:0]
+        front = experiment.front(objectives) if has_all else done[0:0]
         failed, stopped = _failed_count(experiment.trials), _stopped_count(experiment.trials)
         row: dict[str, Any] = {
             "experiment": name,
@@ -177,11 +189,12 @@ def _front_columns(frame: pd.DataFrame, objectives: Objectives, extra: bool) -> 
     return columns
 
 
-def _sorted_front(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
-    metric, mode = objectives[0]
-    if metric not in frame:
-        return frame
-    return frame.sort_values(metric, ascending=mode == "min", kind="stable")
+def _front_of(experiment: Experiment, objectives: Objectives) -> pd.DataFrame:
+    """The experiment's front (best first); empty when its trials lack an objective that
+    another compared experiment has."""
+    if all(m in experiment.trials for m, _ in objectives):
+        return experiment.front(objectives)
+    return experiment.completed.iloc[0:0]
 
 
 def _cell(value: Any) -> str:
@@ -205,7 +218,7 @@ def format_front_table(
     if not len(frame):
         return "(no completed trial yet)"
     columns = _front_columns(frame, objectives, extra_metrics)
-    shown = _sorted_front(frame, objectives)[columns]
+    shown = best_first(frame, objectives)[columns]
     cells = [[_cell(v) for v in row] for row in shown.itertuples(index=False)]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     numeric = [shown[c].dtype.kind in "fiu" for c in columns]
@@ -313,7 +326,7 @@ def _job_summary(experiment: Experiment, objectives: Objectives, row: Mapping[st
 def _experiment_section(
     experiment: Experiment, name: str, objectives: Objectives, row: Mapping[str, Any]
 ) -> str:
-    front = _sorted_front(experiment.front(objectives), objectives)
+    front = _front_of(experiment, objectives)
     parts = [f"## {name}", "", _job_summary(experiment, objectives, row), ""]
     parts.append(f"### Pareto front ({len(front)} of {len(experiment.completed)} completed trials)")
     parts.append("")
@@ -412,10 +425,13 @@ def write_report(
 
     Raises:
         UserError: a path is not an experiment, no trial of an experiment has reported
-            results yet, or ``out_dir`` cannot be written.
+            results yet, an objective's metric is in no experiment's trial table (or its mode
+            is not ``max`` / ``min``), or ``out_dir`` cannot be written.
     """
     experiments = [require_results(e) for e in _load_all(experiment_paths)]
-    objectives = list(objectives or experiments[0].objectives)
+    objectives = check_objectives(
+        objectives or experiments[0].objectives, [e.trials for e in experiments]
+    )
     names = display_names(experiments)
     comparison = compare(experiments, objectives)
     ref = tuple(comparison.attrs["reference"])
@@ -431,9 +447,7 @@ def write_report(
         fronts, tables = [], []
         for experiment, name in zip(experiments, names, strict=True):
             tables.append(experiment.trials.assign(experiment=name))
-            fronts.append(
-                _sorted_front(experiment.front(objectives), objectives).assign(experiment=name)
-            )
+            fronts.append(_front_of(experiment, objectives).assign(experiment=name))
         trials = pd.concat(tables, ignore_index=True)
         front = pd.concat(fronts, ignore_index=True)
         for frame, file in ((front, FRONT_CSV), (trials, TRIALS_CSV)):

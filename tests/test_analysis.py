@@ -32,7 +32,7 @@ from analysis import (
     require_results,
     write_report,
 )
-from analysis.experiment import error_line, short_label
+from analysis.experiment import curriculum_summary, error_line, short_label
 from analysis.export import evaluate_exported
 from analysis.hypervolume import default_reference
 from analysis.pareto import front_steps
@@ -307,7 +307,7 @@ def test_loading_gives_statuses_and_keeps_failed_and_unfinished_off_the_front(mi
     )
     assert trials.loc["eee", "epochs_done"] == 1 and not trials.loc["eee", "final"]
     assert trials.loc["fff", "epochs_done"] == 0
-    assert trials.loc["aaa", "curriculum"] == "constant θ90 ε0.1"
+    assert trials.loc["aaa", "curriculum"] == "θ90 ε0.1"
     assert trials.loc["bbb", "train_theta"] == 30.0 and trials.loc["bbb", "train_eps"] == 0.3
     assert trials.loc["aaa", "config/theta_max"] == 90.0
     assert set(experiment.completed["trial_id"]) == {"aaa", "bbb", "ccc"}
@@ -333,7 +333,7 @@ def stopped_experiment(tmp_path) -> Path:
     the scheduler stopped (TERMINATED, last result not final), two interrupted (RUNNING and
     PENDING with non-final results), one failed."""
     path = tmp_path / "moasha"
-    _write_job(path, "moasha")
+    _write_job(path, "moasha", {"scheduler.kind": "moasha"})
     _completed(path, "aaa", spatial=0.6, adv=0.2, t=1000.0)
     _completed(path, "bbb", spatial=0.3, adv=0.5, t=1100.0, theta_max=30.0, eps_max=0.3)
     _write_trial(
@@ -397,9 +397,33 @@ def test_trials_stopped_by_the_scheduler_are_told_from_interrupted_ones(stopped_
     assert not load_experiment(stopped_experiment).trials["stopped"].any()
 
 
+def test_a_trial_cut_short_in_a_search_without_a_scheduler_is_unfinished(tmp_path):
+    """Ray's snapshot says TERMINATED and the last line of result.json (the final one) is
+    damaged: without a scheduler nothing stops a trial early, so it is unfinished."""
+    path = tmp_path / "plain"
+    _write_job(path, "plain")  # quickstart: scheduler.kind none
+    _completed(path, "aaa", spatial=0.6, adv=0.2, t=1000.0)
+    _write_trial(
+        path,
+        "bbb",
+        results=[_result("bbb", 1, False, 990.0, spatial_acc=0.2, adv_acc=0.1)],
+        partial_line='{"epoch": 2, "final": tr',
+    )
+    _write_state(path, {"aaa": "TERMINATED", "bbb": "TERMINATED"})
+    experiment = load_experiment(path)
+    assert experiment.trials["stopped"].tolist() == [False, False]
+    table = compare(experiment)
+    assert table.loc[0, "trials_stopped"] == 0 and table.loc[0, "trials_unfinished"] == 1
+    # an older job.yaml without a scheduler section: no scheduler either
+    saved = yaml.safe_load((path / "job.yaml").read_text())
+    del saved["scheduler"]
+    (path / "job.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert not load_experiment(path).trials["stopped"].any()
+
+
 def test_a_terminated_trial_with_an_error_file_is_not_stopped(tmp_path):
     path = tmp_path / "retried"
-    _write_job(path, "retried")
+    _write_job(path, "retried", {"scheduler.kind": "moasha"})
     _write_trial(
         path,
         "aaa",
@@ -446,17 +470,111 @@ def test_a_directory_without_job_yaml_is_not_an_experiment(tmp_path):
         load_experiment(tmp_path / "missing")
 
 
+def test_a_file_is_not_an_experiment_and_the_message_says_so(tmp_path):
+    path = tmp_path / "exp"
+    _write_job(path, "exp")
+    with pytest.raises(UserError, match=r"job.yaml is a file.*; pass its directory .*exp$"):
+        load_experiment(path / "job.yaml")
+    (path / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match="notes.txt is a file, not an experiment directory"):
+        load_experiment(path / "notes.txt")
+
+
 def test_analyze_without_results_raises_the_user_error(tmp_path):
     path = tmp_path / "empty"
     _write_job(path, "empty")
     _write_trial(path, "aaa")  # started, nothing reported yet
     experiment = load_experiment(path)
     assert experiment.trials["status"].tolist() == ["UNFINISHED"]
-    with pytest.raises(UserError, match="no trial of .*empty has reported results yet"):
+    with pytest.raises(UserError, match="no trial of .*empty has finished an epoch yet") as info:
         require_results(experiment)
-    with pytest.raises(UserError, match="has reported results yet"):
+    message = str(info.value)
+    assert "still starting" in message and "interrupted before its first epoch" in message
+    assert f"cusp-tune resume {experiment.path}" in message and "wait" not in message
+    with pytest.raises(UserError, match="has finished an epoch yet"):
         write_report([path], tmp_path / "report")
     assert not (tmp_path / "report").exists()
+
+
+UNKNOWN_OBJECTIVES = (
+    ([("spatial_accc", "max")], r"'spatial_accc'.*did you mean 'spatial_acc'\?.*adv_acc"),
+    ([("foo", "max"), ("adv_acc", "max")], r"objective metric 'foo' is not in the trials'"),
+    ([("adv_acc", "up")], r"mode must be 'max' or 'min', got 'up'"),
+)
+
+
+@pytest.mark.parametrize(("objectives", "message"), UNKNOWN_OBJECTIVES)
+def test_an_unknown_objective_is_a_user_error_everywhere(
+    mixed_experiment, tmp_path, objectives, message
+):
+    experiment = load_experiment(mixed_experiment)
+    out = tmp_path / "out"
+    out.mkdir()
+    calls = {
+        "front": lambda: experiment.front(objectives),
+        "compare": lambda: compare([experiment], objectives=objectives),
+        "write_report": lambda: write_report([experiment], out / "r", objectives),
+        "plot_front": lambda: plot_front(experiment, out / "f.png", objectives),
+        "plot_hypervolume": lambda: plot_hypervolume(
+            experiment, out / "h.png", objectives=objectives
+        ),
+        "plot_profiles": lambda: plot_profiles(experiment, out / "p.png", objectives),
+        "hypervolume_over_trials": lambda: hypervolume_over_trials(experiment.trials, objectives),
+        "hypervolume_over_time": lambda: hypervolume_over_time(experiment.trials, objectives),
+        "export_front": lambda: export_front(experiment, out / "m", objectives),
+    }
+    for name, call in calls.items():
+        with pytest.raises(UserError, match=message):
+            call()
+        assert not list(out.iterdir()), name  # nothing written
+    with pytest.raises(UserError, match="choose one of clean_acc, spatial_acc, adv_acc"):
+        experiment.front([("foo", "max")])
+
+
+def test_the_front_is_best_first_on_the_first_objective(mixed_experiment):
+    experiment = load_experiment(mixed_experiment)
+    assert experiment.front()["trial_id"].tolist() == ["aaa", "bbb"]  # spatial_acc 0.6, 0.3
+    by_adv = experiment.front([("adv_acc", "max"), ("spatial_acc", "max")])
+    assert by_adv["trial_id"].tolist() == ["bbb", "aaa"]
+
+
+CURRICULUM_LABELS = (
+    # adversarial_first holds θ at 0 until ε reaches its maximum (epoch 2), then squeezes the
+    # exponential θ ramp (119.4 -> 142.5 over 3 epochs) into epoch 3: θ trains at 0, 0, 142.5
+    (
+        {
+            "order": "adversarial_first",
+            "theta_schedule": "exponential",
+            "theta_max": 142.51050685487962,
+            "theta_start_frac": 0.8379449074988039,
+            "theta_ramp_end": 3,
+            "eps_schedule": "step",
+            "eps_max": None,
+            "eps_stages": [[1, 0.008691032271193843], [2, 0.2217790738194905]],
+        },
+        "θ142.5 (from epoch 3) step ε0.008691→0.2218 adversarial_first",
+    ),
+    # a ramp with one value (start_frac 1) has no kind, a changing axis always names its kind
+    (
+        {"theta_schedule": "linear", "theta_start_frac": 1.0, "eps_schedule": "linear"},
+        "θ90 linear ε0→0.1",
+    ),
+    ({"theta_warmup": 1, "eps_schedule": "cosine"}, "θ90 (from epoch 2) cosine ε0→0.1"),
+    ({"eps_max": 8 / 255}, "θ90 ε8/255"),
+    ({"theta_max": 0.0, "eps_max": 0.0}, "none"),
+)
+
+
+@pytest.mark.parametrize(("changes", "label"), CURRICULUM_LABELS)
+def test_curriculum_labels_describe_the_values_trained_at(changes, label):
+    config = {k: v for k, v in _config(**changes).items() if v is not None}
+    assert curriculum_summary(config)["curriculum"] == label
+
+
+def test_the_cusp_preset_label_leads_with_its_name():
+    config = {k: v for k, v in _config().items() if k not in CURRICULUM or k == "method"}
+    summary = curriculum_summary({**config, "curriculum": "cusp"})
+    assert summary["curriculum"] == "cusp θ120→180 ε0.075→0.3" and summary["train_theta"] == 180
 
 
 def test_labels():
@@ -508,6 +626,117 @@ def test_plots_of_grid_studies_and_other_objectives(tmp_path):
         "profiles.png": plot_profiles(experiment, tmp_path / "profiles.png"),
     }.items():
         assert written == tmp_path / file and _is_png(written)
+
+
+def _recorded_figures(monkeypatch) -> dict:
+    """Plot file name -> its figure, recorded as the plots save them."""
+    import analysis.plots
+
+    figures = {}
+    save = analysis.plots._save
+
+    def recording_save(fig, path):
+        figures[Path(path).name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(analysis.plots, "_save", recording_save)
+    return figures
+
+
+def test_plots_without_a_completed_trial_say_so(tmp_path, monkeypatch):
+    path = tmp_path / "running"
+    _write_job(path, "running")
+    _write_trial(
+        path, "aaa", results=[_result("aaa", 1, False, 990.0, spatial_acc=0.2, adv_acc=0.1)]
+    )
+    experiment = load_experiment(path)
+    figures = _recorded_figures(monkeypatch)
+    plot_hypervolume(experiment, tmp_path / "trials.png", "trials")
+    plot_hypervolume(experiment, tmp_path / "time.png", "time")
+    plot_front(experiment, tmp_path / "front.png")
+    plot_front(experiment, tmp_path / "front1.png", [("adv_acc", "max")])
+    for name, fig in figures.items():
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        assert "no completed trial yet" in texts, name
+    for name in ("trials.png", "time.png", "front1.png"):  # nothing drawn: no scale either
+        assert not len(figures[name].axes[0].get_xticks()), name
+
+
+def _checkpointed_experiment(root: Path, ids: tuple[str, ...]) -> Path:
+    """An experiment whose completed trials each have a checkpoint of an untrained stdcnn
+    (no training: export only copies weights); trial i has spatial_acc 0.5 + i/10 and
+    adv_acc 0.5 - i/10, so every trial is on the front."""
+    from analysis.export import _rebuild
+
+    path = root / "checkpointed"
+    _write_job(path, "checkpointed")
+    for index, trial_id in enumerate(ids):
+        config = _config(model_width=0.25, epochs=1)
+        metrics = {"spatial_acc": 0.5 + index / 10, "adv_acc": 0.5 - index / 10}
+        trial_dir = _write_trial(
+            path, trial_id, config, [_result(trial_id, 1, True, 1000.0 + index, **metrics)]
+        )
+        (trial_dir / "checkpoint_000000").mkdir()
+        state = {"model": _rebuild(config).state_dict(), "config": config, "epoch": 1}
+        torch.save(state, trial_dir / "checkpoint_000000" / "trial.pt")
+    return path
+
+
+def test_export_lists_the_front_best_first_like_the_front_table(tmp_path):
+    path = _checkpointed_experiment(tmp_path, ("s1", "s2", "s3"))
+    exported = export_front(path, tmp_path / "models")
+    assert [p.name for p in exported] == ["s3", "s2", "s1"]  # spatial_acc 0.7, 0.6, 0.5
+    index = pd.read_csv(exported.index, dtype={"trial_id": str})
+    assert index["trial_id"].tolist() == ["s3", "s2", "s1"]
+    table = format_front_table(load_experiment(path).front(), [("spatial_acc", "max")])
+    assert [line.split()[0] for line in table.splitlines()[1:]] == ["s3", "s2", "s1"]
+
+
+def test_export_skips_a_damaged_checkpoint_and_says_so(tmp_path):
+    path = _checkpointed_experiment(tmp_path, ("s1", "s2"))
+    checkpoint = path / "trial_s2" / "checkpoint_000000" / "trial.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:200])  # cut short
+    exported = export_front(path, tmp_path / "models")
+    assert [p.name for p in exported] == ["s1"]
+    (warning,) = exported.warnings
+    assert warning.startswith("trial s2: its checkpoint ") and "is damaged" in warning
+    assert warning.endswith("; skipped") and "re-export" not in warning
+
+
+def test_loading_a_file_that_is_not_a_model_says_what_to_pass(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    path = _checkpointed_experiment(tmp_path, ("s1",))
+    (directory,) = export_front(path, tmp_path / "models")
+    expected = "is not a cusp-tune model; pass the exported model's directory or its model.pt"
+    with pytest.raises(UserError, match=expected):
+        load_model(directory / "config.json")
+    assert main(["evaluate", str(directory / "config.json")]) == 2
+    assert expected in capsys.readouterr().err
+    model_file = directory / "model.pt"
+    model_file.write_bytes(model_file.read_bytes()[:200])
+    with pytest.raises(UserError, match="model.pt is damaged .*; export it again"):
+        load_model(directory)
+
+
+def test_cuda_without_a_gpu_names_the_cli_option_and_the_argument(tmp_path, monkeypatch):
+    path = _checkpointed_experiment(tmp_path, ("s1",))
+    (directory,) = export_front(path, tmp_path / "models")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    expected = r"use --device auto or cpu \(device='auto' or 'cpu' in Python\)"
+    with pytest.raises(UserError, match=expected):
+        load_model(directory, device="cuda")
+    with pytest.raises(UserError, match=expected):
+        evaluate_exported(directory, device="cuda")
+
+
+def test_cli_analyze_of_a_file_is_exit_2(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    _write_job(tmp_path / "exp", "exp")
+    assert main(["analyze", str(tmp_path / "exp" / "job.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "job.yaml is a file, not an experiment directory; pass its directory" in err
 
 
 # ---------------------------------------------------------------------------------------------
