@@ -476,3 +476,16 @@ def test_storage_that_is_a_file_is_one_line(tmp_path, capsys):
     assert main(["train", "--set", "epochs=1", "--out", str(afile)]) == 2
     assert f"--out {afile} is a file" in capsys.readouterr().err
     assert afile.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("s3://bucket/runs/x/", "s3://bucket/runs/x"),
+        ("gs://bucket/x", "gs://bucket/x"),
+        ("file:///tmp/../tmp/x/", "/tmp/x"),
+    ],
+)
+def test_experiment_locations_compare_equal_however_written(given, canonical):
+    # resume compares the location given with the one job.yaml records
+    assert runner.experiment_location(given) == canonical

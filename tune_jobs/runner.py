@@ -246,7 +246,7 @@ def experiment_location(path: str) -> str:
     """An experiment path as given on the command line, made canonical: a local path (or a
     ``file://`` URI) absolute with symlinks resolved, an object store URI unchanged."""
     path = path.removeprefix("file://")
-    return path if "://" in path else str(Path(path).expanduser().resolve())
+    return path.rstrip("/") if "://" in path else str(Path(path).expanduser().resolve())
 
 
 def can_resume(path: str) -> bool:
