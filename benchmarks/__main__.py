@@ -11,6 +11,8 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from benchmarks import discover, load
 from benchmarks._harness import Result, format_table
@@ -72,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads < 0:
         print("error: --threads must be 0 (torch's default) or more", file=sys.stderr)
         return 2
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        print(f"error: --json {args.json}: no such directory; create it first", file=sys.stderr)
+        return 2
     if args.threads:
         import torch
 
@@ -108,17 +113,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             "failed": failed,
             "results": [_finite(r.to_dict()) for r in results],
         }
-        with open(args.json, "w") as stream:
-            json.dump(payload, stream, indent=2, allow_nan=False)
+        text = json.dumps(payload, indent=2, allow_nan=False)
+        tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(args.json)  # never a half-written file
     return 1 if failed else 0
 
 
-def _finite(row: dict) -> dict:
-    """The row with infinite or NaN numbers as null (JSON has no Infinity)."""
-    return {
-        key: None if isinstance(value, float) and not math.isfinite(value) else value
-        for key, value in row.items()
-    }
+def _finite(value: Any) -> Any:
+    """``value`` with infinite or NaN numbers as null, at any depth (JSON has no Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _shutdown_ray() -> None:

@@ -208,6 +208,7 @@ search, for a gain within two standard errors.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import heapq
 import math
@@ -1189,7 +1190,7 @@ def main() -> int:
     """``python -m benchmarks.bench_moasha [--quick | --variants | --validate | --budgets |
     --promotion | --workers]``.
 
-    ``--variants``: every entry of :func:`variants` on seeds 0-11 (about 10 min);
+    ``--variants``: every entry of :func:`variants` on seeds 0-11 (6-8 min);
     ``--validate``: the shipped rule, eps-net and HV contribution on fresh seeds 12-47;
     ``--budgets``: the main comparison at 16, 32 and 64 trials' worth of epochs, and with
     81-epoch trials;
@@ -1197,7 +1198,6 @@ def main() -> int:
     ``--workers``: the shipped rule, noise-free curves and oracle rungs with 1, 2, 4 and 8
     workers on seeds 0-11.
     """
-    args = sys.argv[1:]
     studies = {
         "--variants": lambda: run_variants(variants(), range(12), Settings()),
         "--validate": lambda: run_variants(
@@ -1207,15 +1207,23 @@ def main() -> int:
         "--promotion": lambda: run_variants(promotion_variants(), range(12), Settings()),
         "--workers": run_workers,
     }
-    chosen = [study for flag, study in studies.items() if flag in args]
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_moasha",
+        description="MO-ASHA against no early stopping on the synthetic problem; or one study.",
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="one small seed (seconds)")
+    for flag in studies:
+        group.add_argument(flag, action="store_true", help="the study of that name (see above)")
+    args = parser.parse_args()
+    chosen = [study for flag, study in studies.items() if getattr(args, flag.removeprefix("--"))]
     if chosen:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         print(chosen[0]())
         return 0
-    quick = "--quick" in args
-    print(format_table(run(quick, "cpu")))
+    print(format_table(run(args.quick, "cpu")))
     return 0
 
 

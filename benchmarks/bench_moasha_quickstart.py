@@ -70,6 +70,7 @@ stopping's final HV only after 91 % of the epochs (43.1 at 40 %).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import math
@@ -326,8 +327,12 @@ def run(quick: bool, device: str) -> list[Result]:
 
 
 def main() -> int:
-    quick = "--quick" in sys.argv[1:]
-    print(format_table(run(quick, "cpu")))
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_moasha_quickstart",
+        description="MO-ASHA against no early stopping on the quickstart job (7-11 min).",
+    )
+    parser.add_argument("--quick", action="store_true", help="one tiny seed (about 1 min)")
+    print(format_table(run(parser.parse_args().quick, "cpu")))
     return 0
 
 

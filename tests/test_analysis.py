@@ -941,3 +941,12 @@ def test_cli_analyze_on_an_empty_experiment_is_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no trial" in err and "\n" not in err.strip()
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_analyze_lists_failed_trials_with_their_reason(mixed_experiment, tmp_path, capsys):
+    # launch's summary says "cusp-tune analyze lists them"
+    from tune_jobs.cli import main
+
+    assert main(["analyze", str(mixed_experiment), "--out", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "1 trial(s) failed:\n  ddd: trainables.training.TrainingDiverged: training loss" in out

@@ -125,3 +125,30 @@ def test_rung_correlations_are_spearman_and_undefined_when_a_rung_ties():
     # ranks at epoch 1 (1, 3, 2) and 2 (2, 3, 1) against the final ranks (3, 2, 1)
     assert got["spatial_acc"] == pytest.approx([-0.5, 0.5])
     assert all(math.isnan(value) for value in got["adv_acc"])
+
+
+def test_benchmark_json_has_no_infinity_at_any_depth():
+    import json
+
+    from benchmarks.__main__ import _finite
+
+    row = {"ratio": math.inf, "extra": {"per_seed_fraction": [0.5, math.inf], "n": 3}}
+    assert _finite(row) == {"ratio": None, "extra": {"per_seed_fraction": [0.5, None], "n": 3}}
+    json.dumps(_finite(row), allow_nan=False)
+
+
+def test_benchmark_json_into_a_missing_directory_is_refused_before_running(capsys):
+    from benchmarks.__main__ import main
+
+    assert main(["--only", "spatial", "--json", "/nonexistent-dir/x.json"]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["bench_moasha", "bench_moasha_quickstart"])
+def test_moasha_benchmarks_refuse_unknown_options_instead_of_running(module, monkeypatch):
+    import importlib
+
+    monkeypatch.setattr("sys.argv", [module, "--qiuck"])
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"benchmarks.{module}").main()
+    assert exit_info.value.code == 2

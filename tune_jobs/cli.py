@@ -245,6 +245,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for name, experiment in zip(display_names(experiments), experiments, strict=True):
         print(f"{name}: Pareto front")
         print(format_front_table(experiment.front(), experiment.objectives))
+        failed = (
+            experiment.trials[experiment.trials["error"].notna()] if len(experiment.trials) else []
+        )
+        if len(failed):
+            print(f"{len(failed)} trial(s) failed:")
+            for trial_id, error in zip(failed["trial_id"], failed["error"], strict=True):
+                print(f"  {trial_id}: {error}")
     print(f"report written to {files.report} (with front.csv, trials.csv and the plots)")
     return 0
 
