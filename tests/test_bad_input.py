@@ -19,6 +19,7 @@ def _assert_one_line_error(capsys, message: str) -> None:
     [
         (["serch.trials=4"], "did you mean 'search'"),
         (["search.trails=4"], "did you mean 'search.trials'"),
+        (["models=[stdcnn]"], "did you mean 'model'"),  # not search.bounds.models
         (["search.trials=four"], "search.trials"),
         (["search.trials=0"], "search.trials"),
         (["training.epochs=0"], "epochs"),

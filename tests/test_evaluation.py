@@ -78,3 +78,32 @@ def test_worst_case_spatial_is_below_random_spatial(trained_model, test_set):
     )
     worst = worst_case_spatial_accuracy(trained_model, *test_set, tries=10)
     assert worst < random_acc
+
+
+def test_float_images_in_unit_range_give_the_same_metrics_as_uint8(trained_model, digits):
+    # iterate_batches and the attacks hand out floats in [0, 1]; they used to be scaled twice
+    images, labels = digits.test_images[:64], digits.test_labels[:64]
+    settings = EvalSettings(pgd_steps=2, batch_size=32)
+    from_uint8 = evaluate(trained_model, images, labels, settings)
+    from_float = evaluate(trained_model, images.float() / 255, labels, settings)
+    assert from_float == pytest.approx(from_uint8)
+    assert from_uint8["clean_acc"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": 0}, "EvalSettings.batch_size must be at least 1, got 0"),
+        ({"eps_eval": -1.0}, "EvalSettings.eps_eval must be in"),
+        ({"theta_eval": 400.0}, "EvalSettings.theta_eval must be in"),
+        ({"pgd_steps": -1}, "EvalSettings.pgd_steps must be at least 0"),
+    ],
+)
+def test_eval_settings_out_of_range_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        EvalSettings(**change)
+
+
+def test_images_and_labels_of_different_lengths_are_refused(trained_model, digits):
+    with pytest.raises(ValueError, match="64 images but 3 labels"):
+        evaluate(trained_model, digits.test_images[:64], digits.test_labels[:3], EvalSettings())

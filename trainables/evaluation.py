@@ -1,10 +1,11 @@
 """Robustness evaluation: clean, spatial, adversarial and combined accuracy, and their profiles.
 
-Every function takes a model (normalisation inside it), uint8 test images ``(N, C, H, W)`` and
-int64 labels on the evaluation device, and works batch by batch on that device. Counts are
-accumulated on the device and read once at the end. Random draws (rotation angles, PGD start
-points) come from generators seeded by ``EvalSettings.seed``, so a metric is reproducible and does
-not depend on which other metrics were computed alongside it.
+Every function takes a model (normalisation inside it), test images ``(N, C, H, W)`` (the
+dataset's uint8 ones, or floats in [0, 1]) and int64 labels on the evaluation device, and works
+batch by batch on that device. Counts are accumulated on the device and read once at the end.
+Random draws (rotation angles, PGD start points) come from generators seeded by
+``EvalSettings.seed``, so a metric is reproducible and does not depend on which other metrics were
+computed alongside it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,21 @@ class EvalSettings:
     batch_size: int = 500
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        limits = {
+            "theta_eval": (0 <= self.theta_eval <= 180, "in [0, 180]"),
+            "translate_eval": (0 <= self.translate_eval <= 1, "in [0, 1]"),
+            "eps_eval": (0 <= self.eps_eval <= 1, "in [0, 1]"),
+            "pgd_steps": (self.pgd_steps >= 0, "at least 0"),
+            "pgd_step_size": (self.pgd_step_size >= 0, "at least 0"),
+            "batch_size": (self.batch_size >= 1, "at least 1"),
+        }
+        for name, (ok, allowed) in limits.items():
+            if not ok:
+                raise ValueError(
+                    f"EvalSettings.{name} must be {allowed}, got {getattr(self, name)}"
+                )
+
     def replace(self, **changes: object) -> EvalSettings:
         return dataclasses.replace(self, **changes)
 
@@ -67,9 +83,13 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
 def _batches(
     images: torch.Tensor, labels: torch.Tensor, batch_size: int
 ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+    # uint8 pixels are scaled to [0, 1]; float images are taken to be in [0, 1] already
     for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size]
         yield (
-            images[start : start + batch_size].float().div_(255.0),
+            (x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()),
             labels[start : start + batch_size],
         )
 

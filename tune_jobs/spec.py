@@ -314,6 +314,8 @@ def _unknown_key(path: str, siblings: Iterable[str]) -> _UnknownKey:
         everywhere.setdefault(known.rsplit(".", 1)[-1], []).append(known)
 
     def home() -> str | None:
+        if path == "models":  # JobSpec.models is written `model` in a job file
+            return "model"
         if leaf in homes and homes[leaf] != path:
             return homes[leaf]
         if leaf in _training_keys() and f"training.{leaf}" != path:
