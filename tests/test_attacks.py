@@ -157,3 +157,18 @@ def test_negative_budgets_are_rejected(trained_model, test_batch):
     x, y = test_batch
     with pytest.raises(ValueError):
         pgd_linf(trained_model, x, y, -0.1, 0.01, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"grid": (0, 1, 1)}, "at least 1 point per axis"),  # returned its input unchanged
+        ({"max_angle_deg": -30.0, "tries": 2}, "spatial ranges must be non-negative"),
+    ],
+)
+def test_spatial_attack_refuses_settings_that_would_transform_nothing(kwargs, message):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    x, y = torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long)
+    args = {"max_angle_deg": 30.0, "max_translate_px": 1.0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        spatial_attack(model, x, y, **args)

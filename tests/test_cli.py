@@ -291,3 +291,11 @@ def test_the_resume_hint_follows_an_interrupt_that_skipped_the_orderly_stop(tmp_
     with pytest.raises(KeyboardInterrupt), _resume_hint_on_interrupt(str(tmp_path / "gone")):
         raise KeyboardInterrupt
     assert "resume" not in capsys.readouterr().out
+
+
+def test_train_labels_the_curriculum_as_analysis_does(capsys):
+    # one label everywhere: the values the epochs train at (analysis.experiment.curriculum_label)
+    sets = ["train_size=64", "test_size=20", "epochs=2", "eval_subset=10", "final_profiles=false"]
+    sets += ["curriculum=custom", "theta_schedule=linear", "theta_max=90"]
+    assert main(["train", *[arg for s in sets for arg in ("--set", s)]]) == 0
+    assert "curriculum linear θ0→90\n" in capsys.readouterr().out

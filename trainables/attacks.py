@@ -171,8 +171,15 @@ def spatial_attack(
         The worst transformed images, detached.
     """
     n, device = images.shape[0], images.device
+    if max_angle_deg < 0 or max_translate_px < 0:
+        raise ValueError(
+            f"spatial ranges must be non-negative, got {max_angle_deg} degrees and "
+            f"{max_translate_px} px"
+        )
     if grid is not None:
         n_angles, n_tx, n_ty = grid
+        if min(grid) < 1:
+            raise ValueError(f"spatial_attack grid needs at least 1 point per axis, got {grid}")
         candidates = []
         for angle in rotation_grid(max_angle_deg, n_angles):
             for tx in rotation_grid(max_translate_px, n_tx):

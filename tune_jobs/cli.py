@@ -65,6 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one model, without Ray."""
     from tqdm import tqdm
 
+    from analysis.experiment import curriculum_label
     from trainables.config import TrialConfig
     from trainables.datasets import load_dataset
     from trainables.trial import Trial
@@ -82,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         f"training {config.model} on {config.dataset} ({trial.train_images.shape[0]} images) "
         f"for {config.epochs} epochs on {trial.device}, method {config.method}, "
-        f"curriculum {trial.curriculum.describe()}",
+        f"curriculum {curriculum_label(trial.curriculum)}",
         flush=True,
     )
     metrics: dict[str, Any] = {}
