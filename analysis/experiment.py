@@ -248,7 +248,7 @@ def load_experiment(path: str | Path) -> Experiment:
             "(e.g. `aws s3 sync` / `gsutil rsync`) and pass the local copy"
         )
     directory = Path(text_path.removeprefix("file://")).expanduser().resolve()
-    spec = _read_spec(directory)
+    spec = read_spec(directory)
     state = _read_state(directory)
     records: list[dict[str, Any]] = []
     histories: list[pd.DataFrame] = []
@@ -275,7 +275,9 @@ def load_experiment(path: str | Path) -> Experiment:
     return Experiment(directory, spec, trials, history, configs)
 
 
-def _read_spec(directory: Path) -> Any:
+def read_spec(directory: Path) -> Any:
+    """The job spec an experiment directory's ``job.yaml`` holds (a ``JobSpec``); a
+    :class:`UserError` saying what to pass when ``directory`` is not a readable experiment."""
     from tune_jobs.spec import JobSpec
 
     job_file = directory / JOB_FILE
@@ -746,6 +748,7 @@ __all__ = [
     "has_scheduler",
     "load_experiment",
     "metric_columns",
+    "read_spec",
     "require_results",
     "short_label",
 ]

@@ -451,7 +451,9 @@ def test_a_damaged_job_yaml_is_one_line(tmp_path, command, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"cusp-tune: error: {experiment}/job.yaml is unreadable (ParserError); restore it"
     assert main([command, str(experiment / "job.yaml")]) == 2
-    assert "is a file; pass the experiment directory" in capsys.readouterr().err
+    assert "job.yaml is a file, not an experiment directory; pass its directory" in (
+        capsys.readouterr().err
+    )
 
 
 def test_status_without_rays_state_points_to_analyze(tmp_path, capsys):

@@ -359,25 +359,18 @@ def _driver_lock(path: str) -> Iterator[None]:
 
 
 def _read_job(path: str) -> JobSpec:
+    if "://" not in path:
+        from analysis.experiment import read_spec
+
+        return read_spec(Path(path))
     from tune_jobs.spec import JobSpec
 
-    if "://" in path:
-        fs, root = _object_store(path)
-        try:
-            with fs.open_input_stream(f"{root}/{JOB_FILE}") as stream:
-                text = stream.read().decode()
-        except (FileNotFoundError, OSError):
-            raise UserError(f"{path} is not a cusp-tune experiment (no {JOB_FILE})") from None
-    else:
-        job_file = Path(path) / JOB_FILE
-        if Path(path).is_file():
-            raise UserError(f"{path} is a file; pass the experiment directory that holds it")
-        if not job_file.is_file():
-            raise UserError(
-                f"{path} is not a cusp-tune experiment (no {JOB_FILE}); pass the directory "
-                "that `cusp-tune launch` printed"
-            )
-        text = job_file.read_text(errors="replace")
+    fs, root = _object_store(path)
+    try:
+        with fs.open_input_stream(f"{root}/{JOB_FILE}") as stream:
+            text = stream.read().decode()
+    except (FileNotFoundError, OSError):
+        raise UserError(f"{path} is not a cusp-tune experiment (no {JOB_FILE})") from None
     try:
         saved = yaml.safe_load(text)
     except yaml.YAMLError as exc:
