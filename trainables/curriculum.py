@@ -76,6 +76,7 @@ __all__ = [
     "StepSchedule",
     "curriculum_from_config",
     "curriculum_keys",
+    "curriculum_label",
     "cusp_curriculum",
     "none_curriculum",
     "paper_lr_milestones",
@@ -833,6 +834,62 @@ def _fmt(axis: Axis, value: float) -> str:
         if abs(k - round(k)) < 1e-6:
             return f"{round(k)}/255"
     return f"{value:.4g}"
+
+
+def _axis_label(axis: Axis, kind: str | None, first: float, values: Sequence[float]) -> str | None:
+    """The label of one curriculum axis from the values its epochs train at (see
+    :func:`curriculum_label`); None for an axis that stays at 0."""
+    if max(values, default=0.0) <= 0.0:
+        return None
+    start = next(i for i, v in enumerate(values) if v > 0.0)  # epochs at 0 before it is on
+    low = values[start]
+    if first <= 0.0:  # a schedule that starts at 0 (a ramp from 0): on from the first epoch
+        start, low = 0, 0.0
+    low_text, high_text = _fmt(axis, low), _fmt(axis, max(values))
+    if low_text == high_text:
+        text = f"{axis.symbol}{high_text}"
+    else:
+        text = f"{axis.symbol}{low_text}→{high_text}"
+        text = f"{kind} {text}" if kind else text
+    return f"{text} (from epoch {start + 1})" if start else text
+
+
+def curriculum_label(curriculum: Curriculum) -> str:
+    """A label of the values a curriculum trains at, from its stages: after ``order`` delayed a
+    schedule and squeezed it into the epochs left (:meth:`Curriculum.describe` shows each
+    schedule's own start and maximum instead):
+
+    - per axis (θ degrees, t translation fraction, ε PGD budget) that is not 0 throughout:
+      ``<kind> <symbol><low>→<high>``, ``low`` the value of its first epoch and ``high`` the
+      largest one. An axis that trains at one value is ``<symbol><value>``, with no kind. A
+      schedule that starts above 0 after epochs at 0 (a warm-up, or ``order`` delaying it)
+      adds ``(from epoch <n>)``, the first epoch it is above 0; a schedule that starts at 0 (a
+      ramp from 0) is ``<low>`` 0.
+    - the kind (``linear``, ``cosine``, ``exponential``, ``step``, ...) is named for custom
+      curricula only; presets (``cusp``) lead with their name instead.
+    - ``order`` ends the label unless it is ``joint``; a curriculum at 0 throughout is ``none``.
+
+    E.g. ``θ142.5 (from epoch 3) step ε0.008691→0.2218 adversarial_first``: θ is 0 for epochs
+    1-2 and 142.5 from epoch 3; ε steps from 0.008691 to 0.2218.
+    """
+    custom = curriculum.name == "custom"
+    parts: list[str] = [] if custom else [curriculum.name]
+    stages = curriculum.stages()
+    axes = (
+        ("theta", curriculum.theta, [s.theta_deg for s in stages]),
+        ("translate", curriculum.translate_frac, [s.translate_frac for s in stages]),
+        ("eps", curriculum.eps, [s.eps for s in stages]),
+    )
+    for axis, schedule, values in axes:
+        kind = schedule.kind if custom else None
+        text = _axis_label(AXES[axis], kind, float(schedule.first), values)
+        if text:
+            parts.append(text)
+    if not parts:
+        parts.append("none")
+    if curriculum.order != "joint":
+        parts.append(curriculum.order)
+    return " ".join(parts)
 
 
 def _valid_milestones(milestones: Sequence[int], epochs: int) -> bool:

@@ -65,8 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one model, without Ray."""
     from tqdm import tqdm
 
-    from analysis.experiment import curriculum_label
     from trainables.config import TrialConfig
+    from trainables.curriculum import curriculum_label
     from trainables.datasets import load_dataset
     from trainables.trial import Trial
 
