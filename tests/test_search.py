@@ -244,7 +244,15 @@ def test_summarize_counts_a_failed_trial_as_ended_and_failed(tmp_path):
     ],
 )
 def test_progress_of_a_trial(tune_status, result, stage):
-    assert runner.progress(tune_status, result) == stage
+    assert runner.progress(tune_status, result, scheduled=True) == stage
+
+
+def test_without_a_scheduler_no_trial_is_stopped_early():
+    unfinished = {"epoch": 1, "final": False}
+    assert runner.progress("TERMINATED", unfinished, scheduled=False) == "ended unfinished"
+    assert runner.progress("TERMINATED", {"epoch": 3, "final": True}, scheduled=False) == (
+        "completed"
+    )
 
 
 def test_trial_table_labels_trials_whose_configs_have_different_keys(tmp_path):

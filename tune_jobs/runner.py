@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
+from analysis.experiment import has_scheduler
 from analysis.pareto import non_dominated
 from trainables.errors import UserError
 from tune_jobs._optuna import JOURNAL_FILE, JournaledOptunaSearch, sync_journal
@@ -535,10 +536,12 @@ class SearchStatus:
     outcome: SearchOutcome
 
 
-def progress(tune_status: str, result: Mapping[str, Any] | None) -> str:
+def progress(tune_status: str, result: Mapping[str, Any] | None, *, scheduled: bool) -> str:
     """Where a trial stands, from Ray Tune's snapshot status and its last result: ``completed``,
-    ``stopped early`` (by the scheduler), ``failed``, ``in progress`` (it has reported, and is
-    running or was interrupted: the files cannot tell which) or ``not started``.
+    ``stopped early`` (by the scheduler; only when the job has one, ``scheduled``), ``ended
+    unfinished`` (ended before its last epoch in a job without a scheduler), ``failed``, ``in
+    progress`` (it has reported, and is running or was interrupted: the files cannot tell which)
+    or ``not started``.
 
     Tune's snapshots record a running trial as PENDING, so the status alone is not enough.
     """
@@ -547,7 +550,7 @@ def progress(tune_status: str, result: Mapping[str, Any] | None) -> str:
     if result and result.get("final"):
         return "completed"
     if tune_status == "TERMINATED":
-        return "stopped early"
+        return "stopped early" if scheduled else "ended unfinished"
     return "in progress" if reported(result) else "not started"
 
 
@@ -578,7 +581,10 @@ def status(path: str) -> SearchStatus:
         ) from None
     finally:
         ray_analysis_log.setLevel(level)
-    counts = dict(Counter(progress(t.status, t.last_result) for t in analysis.trials))
+    scheduled = has_scheduler(spec)
+    counts = dict(
+        Counter(progress(t.status, t.last_result, scheduled=scheduled) for t in analysis.trials)
+    )
     table = trial_table(((t.config, t.last_result) for t in analysis.trials), spec)
     outcome = _outcome(table, spec, path, failed=counts.get("failed", 0))
     completed = outcome.trials[outcome.trials["final"]]
