@@ -138,12 +138,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _rebuild(config: Mapping[str, Any]) -> nn.Module:
-    """The untrained model a trial config describes (CPU, the trial's architecture)."""
+def _rebuild(config: Mapping[str, Any], plugins: Sequence[str] = ()) -> nn.Module:
+    """The untrained model a trial config describes (CPU, the trial's architecture), after
+    importing the job's ``plugins`` (its own models and datasets)."""
     from trainables.config import TrialConfig
     from trainables.datasets import dataset_info
     from trainables.models import build_model
+    from trainables.plugins import import_plugins
 
+    import_plugins(plugins)
     trial = TrialConfig.from_dict(dict(config))
     info = dataset_info(trial.dataset)
     return build_model(
@@ -203,6 +206,7 @@ def _export_one(
             "epoch": int(state.get("epoch", 0)),
             "trial_id": trial_id,
             "experiment": experiment.name,
+            "plugins": list(experiment.spec.plugins),
         },
         target / MODEL_FILE,
     )
@@ -372,7 +376,7 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> nn.Module:
 
     target = _device(device)
     payload = read_exported(path)
-    model = _rebuild(payload["config"])
+    model = _rebuild(payload["config"], payload.get("plugins", ()))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:

@@ -289,6 +289,11 @@ class SearchSpace:
             names.update(dict.fromkeys(branch.low))
         return tuple(names)
 
+    def branch_configs(self) -> list[dict[str, Any]]:
+        """The configs the space returns on each branch with every number at its lowest and at
+        its highest value: what a job checks against ``TrialConfig`` before any trial runs."""
+        return [config for branch in _walk(self) for config in (branch.low, branch.high)]
+
     def describe(self) -> list[str]:
         """One line per sampled parameter with its range, then one per set value, each with the
         condition under which it appears, e.g. ``trades_beta: float in [1, 10] (when method =

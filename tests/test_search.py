@@ -499,3 +499,11 @@ def test_storage_that_is_a_file_is_one_line(tmp_path, capsys):
 def test_experiment_locations_compare_equal_however_written(given, canonical):
     # resume compares the location given with the one job.yaml records
     assert runner.experiment_location(given) == canonical
+
+
+def test_a_process_connected_to_one_ray_refuses_another_address(local_ray):
+    current = local_ray.get_runtime_context().gcs_address
+    runner.connect(current)  # the same cluster: nothing to do
+    runner.connect("auto")
+    with pytest.raises(UserError, match="already connected to the Ray at .*ray.shutdown"):
+        runner.connect("127.0.0.1:1")

@@ -73,11 +73,15 @@ def _wait_for_job_agent(address: str, timeout: float = 60) -> None:
             time.sleep(1)
 
 
-def test_submitted_search_runs_to_completion(head_with_job_server, tmp_path, capsys):
+def test_submitted_search_runs_to_completion(head_with_job_server, tmp_path, capsys, monkeypatch):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
+    # a plugin in the current directory travels with the job: every trial imports it first
+    (tmp_path / "lab_marker_plugin.py").write_text("SHIPPED = True\n")
+    monkeypatch.chdir(tmp_path)
     address = head_with_job_server
     sets = {
+        "plugins": "[lab_marker_plugin]",
         "name": "submitted",
         "storage": str(tmp_path),
         "dataset.train_size": 128,

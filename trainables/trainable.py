@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ray import tune
 
 from trainables.config import TrialConfig
 from trainables.datasets import ImageDataset, SharedDataset
+from trainables.plugins import import_plugins
 from trainables.trial import Trial
 
 
@@ -72,12 +74,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def train_trial(config: dict[str, Any], dataset: ImageDataset | SharedDataset) -> None:
+def train_trial(
+    config: dict[str, Any],
+    dataset: ImageDataset | SharedDataset,
+    plugins: Sequence[str] = (),
+) -> None:
     """Run one trial under Ray Tune; ``config`` is a flat ``TrialConfig`` mapping.
 
     Pass the dataset as a ``SharedDataset`` (``ImageDataset.to_shared()``): its arrays are
-    mapped from the object store without a copy per trial.
+    mapped from the object store without a copy per trial. ``plugins`` are the job's modules
+    (:mod:`trainables.plugins`), imported before the config is read.
     """
+    import_plugins(plugins)
     remove_orphaned_staging()
     if isinstance(dataset, SharedDataset):
         dataset = dataset.to_dataset()

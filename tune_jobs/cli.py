@@ -68,10 +68,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainables.config import TrialConfig
     from trainables.curriculum import curriculum_label
     from trainables.datasets import load_dataset
+    from trainables.plugins import check_plugins, import_plugins
     from trainables.trial import Trial
 
     values = _trial_values(args.config)
     values.update(parse_overrides(args.set or []))
+    import_plugins(check_plugins(values.pop("plugins", None)))
     config = TrialConfig.from_dict(values)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():

@@ -57,10 +57,22 @@ def connect(address: str | None = None) -> None:
 
     A local Ray serves no dashboard web UI. A ``host:port`` or ``ray://host:port`` address is
     first checked to accept connections (Ray itself retries an unreachable one for minutes).
+    Ray stays connected afterwards (``ray.shutdown()`` ends it), and later calls in the process
+    use that connection; asking one of them for another ``address`` is an error.
+
+    Raises:
+        UserError: the address is malformed, an http:// job server, unreachable, or differs
+            from the cluster this process is already connected to.
     """
     import ray
 
     if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        if address and not _same_address(address, current):
+            raise UserError(
+                f"this process is already connected to the Ray at {current}; call "
+                f"ray.shutdown() before connecting to {address}"
+            )
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address.lower().startswith(("http://", "https://")):
@@ -90,6 +102,24 @@ def connect(address: str | None = None) -> None:
             f"cannot connect to the Ray cluster at {address}: {exc} (on a cluster with token "
             "authentication, set RAY_AUTH_MODE=token and copy its ~/.ray/auth_token here)"
         ) from None
+
+
+def _same_address(address: str, gcs_address: str) -> bool:
+    """Whether ``address`` may name the cluster at ``gcs_address`` (``auto`` and Ray Client
+    ``ray://`` addresses, which name a different port, are given the benefit of the doubt)."""
+    import socket
+
+    if address == "auto" or address.startswith("ray://"):
+        return True
+
+    def resolved(host_port: str) -> tuple[str, str]:
+        host, _, port = host_port.rpartition(":")
+        try:
+            return socket.gethostbyname(host.strip("[]")), port
+        except OSError:
+            return host, port
+
+    return resolved(address) == resolved(gcs_address)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -141,9 +171,8 @@ def _trainable(spec: JobSpec, dataset: Any) -> Any:
 
     from trainables.trainable import train_trial
 
-    return tune.with_resources(
-        tune.with_parameters(train_trial, dataset=dataset.to_shared()), spec.resources.as_ray()
-    )
+    trainable = tune.with_parameters(train_trial, dataset=dataset.to_shared(), plugins=spec.plugins)
+    return tune.with_resources(trainable, spec.resources.as_ray())
 
 
 def _searcher(spec: JobSpec, journal_path: str | None) -> Any:
@@ -601,8 +630,10 @@ def submit(job: str, address: str, overrides: dict[str, Any]) -> str:
     """Submit ``cusp-tune launch`` of ``job`` as a Ray Job; returns the job id.
 
     The job file travels as the Ray Job's working directory and is validated here first, so a
-    bad spec fails before anything reaches the cluster. The cluster's Python environment must
-    have cusp-tune installed (see the README's cluster section).
+    bad spec fails before anything reaches the cluster. The job's plugins that live in the
+    current directory travel with it (:func:`_ship_local_plugins`). The cluster's Python
+    environment must have cusp-tune and any other plugin installed (see the README's cluster
+    section).
     """
     import shlex
     import tempfile
@@ -623,6 +654,7 @@ def submit(job: str, address: str, overrides: dict[str, Any]) -> str:
     overrides = {"name": spec.name, **overrides}
     with tempfile.TemporaryDirectory(prefix="cusp-tune-submit-") as workdir:
         (Path(workdir) / "job.yaml").write_text(source.read_text())
+        _ship_local_plugins(spec.plugins, Path(workdir))
         sets = " ".join(
             f"--set {shlex.quote(f'{k}={_yaml_value(v)}')}" for k, v in overrides.items()
         )
@@ -635,6 +667,29 @@ def submit(job: str, address: str, overrides: dict[str, Any]) -> str:
             # Ray's authentication error ends with what to do, on several lines
             reason = " ".join(str(exc).split())
             raise UserError(f"the Ray job server at {address} took no job: {reason}") from None
+
+
+def _ship_local_plugins(plugins: Iterable[str], workdir: Path) -> None:
+    """Copy each plugin found in the current directory (a module file or a package folder)
+    into ``workdir``, which Ray puts on every worker's ``sys.path``; installed plugins are left
+    to the cluster's environment."""
+    import importlib.util
+
+    cwd = Path.cwd().resolve()
+    for name in plugins:
+        found = importlib.util.find_spec(name.split(".")[0])
+        if found is None or not found.origin:
+            continue
+        origin = Path(found.origin).resolve()
+        if cwd not in origin.parents:
+            continue
+        source = origin.parent if origin.name == "__init__.py" else origin
+        target = workdir / source.name
+        if source.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
+        elif not target.exists():
+            shutil.copy2(source, target)
 
 
 def _yaml_value(value: Any) -> str:

@@ -4,6 +4,7 @@ A job file has top-level sections; the trial settings are grouped by topic and f
 flat :class:`~trainables.config.TrialConfig` mapping that every trial receives::
 
     name: quickstart                       # experiment directory name
+    plugins: [my_models]                   # modules that register the job's own models, ...
     dataset: {name: synthetic-digits, data_dir: null, download: false,
               train_size: 3000, test_size: 500}       # or just `dataset: mnist`
     model: stdcnn                          # or a list: the models are searched over
@@ -73,6 +74,7 @@ from trainables.evaluation import (
     spatial_profile_key,
 )
 from trainables.models import get_model_spec
+from trainables.plugins import check_plugins, import_plugins
 from tune_jobs._overrides import load_yaml_mapping
 
 __all__ = [
@@ -137,6 +139,7 @@ _SAMPLER_ARGS_EXCLUDED = frozenset(
 
 TOP_LEVEL_KEYS = (
     "name",
+    "plugins",
     "dataset",
     "model",
     "model_width",
@@ -697,6 +700,9 @@ class JobSpec:
         checkpoint: checkpoint frequency and retention.
         failure: retries of failed trials.
         scheduler: the trial scheduler.
+        plugins: modules imported before anything else, in every process that runs or reads
+            the job (:mod:`trainables.plugins`): they register the job's own models, datasets,
+            schedule kinds or presets.
         source: where the spec came from (a file name), for messages only.
     """
 
@@ -710,6 +716,7 @@ class JobSpec:
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
     failure: FailureSettings = field(default_factory=FailureSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    plugins: tuple[str, ...] = ()
     source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -725,6 +732,8 @@ class JobSpec:
     # -- validation ------------------------------------------------------------------------------
 
     def _validate(self) -> None:
+        object.__setattr__(self, "plugins", check_plugins(self.plugins))
+        import_plugins(self.plugins)
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise UserError(
                 f"name must be 1-100 letters, digits, '-', '_' or '.' (starting with a letter "
@@ -886,6 +895,14 @@ class JobSpec:
         presets = tuple(_search_spaces().list_presets())
         _choice(self.search.preset, "search.preset", presets)
         space = self.make_space()
+        for sampled in space.branch_configs():
+            try:
+                TrialConfig.from_dict({**self.trial, **sampled})
+            except UserError as exc:
+                raise UserError(
+                    f"search.preset {self.search.preset!r} samples trials that would fail: "
+                    f"{exc} (fix the preset, or narrow search.bounds)"
+                ) from None
         searched = set(space.config_keys())
         if len(self.models) > 1:
             searched.discard("model")  # the fixed model is the first of the searched ones
@@ -985,7 +1002,10 @@ class JobSpec:
         }
         trial.pop("model", None)
         trial.pop("checkpoint_every", None)
-        out: dict[str, Any] = {"name": self.name, "dataset": dataset}
+        out: dict[str, Any] = {"name": self.name}
+        if self.plugins:
+            out["plugins"] = list(self.plugins)
+        out["dataset"] = dataset
         out["model"] = self.models[0] if len(self.models) == 1 else list(self.models)
         if "model_width" in trial:
             out["model_width"] = trial.pop("model_width")
@@ -1059,6 +1079,8 @@ def _build(raw: Mapping[str, Any], source: str | None) -> JobSpec:
     if "name" not in raw:
         raise UserError("name is missing; add name: <experiment name>")
     name = _as_str(raw["name"], "name")
+    plugins = check_plugins(raw.get("plugins"))
+    import_plugins(plugins)  # before the keys are checked: a plugin may add curriculum keys
 
     trial: dict[str, Any] = {}
     dataset_raw = raw.get("dataset")
@@ -1117,6 +1139,7 @@ def _build(raw: Mapping[str, Any], source: str | None) -> JobSpec:
         checkpoint=checkpoint,
         failure=failure,
         scheduler=scheduler,
+        plugins=plugins,
         source=source,
     )
 

@@ -1,0 +1,65 @@
+"""Plugins: the user's own modules that register models, datasets, schedule kinds or presets.
+
+A registration made in one Python process is invisible to every other one: to Ray's trial
+workers, to a later ``resume`` and to ``analyze``. So a job lists the modules that make its
+registrations (``plugins: [my_models]``), and every process that builds or reads the job imports
+them first, with :func:`import_plugins`. A plugin is a module name, found on ``sys.path`` or in
+the current directory (as ``python -m`` would); on a cluster it must be importable on every node.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Iterable
+
+from trainables.errors import UserError
+
+__all__ = ["check_plugins", "import_plugins"]
+
+
+def check_plugins(value: object, where: str = "plugins") -> tuple[str, ...]:
+    """``value`` as a tuple of module names; raise :class:`UserError` unless it is a list of
+    dotted module names (a single name is taken as a list of one)."""
+    if value is None:
+        return ()
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(
+        isinstance(name, str) and name and all(part.isidentifier() for part in name.split("."))
+        for name in names
+    ):
+        raise UserError(
+            f"{where} must be a list of module names (like [my_models, lab.schedules]), "
+            f"got {value!r}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def import_plugins(modules: Iterable[str], where: str = "plugins") -> None:
+    """Import each module of ``modules`` (once per process, as any import).
+
+    Raises:
+        UserError: a module cannot be found, or raised an error while it was imported; the
+            message names the module and, for an error inside it, the line.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name and not name.startswith(f"{exc.name}."):
+                raise UserError(f"{where}: importing {name!r} failed: {exc}") from None
+            raise UserError(
+                f"{where}: no module named {name!r} here; make it importable (pip install it, "
+                "or run from its folder or add the folder to PYTHONPATH)"
+            ) from None
+        except Exception as exc:  # the plugin's own error: point at its line
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            raise UserError(
+                f"{where}: importing {name!r} failed at {frame.filename}:{frame.lineno}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
