@@ -597,3 +597,27 @@ def test_a_saved_grid_job_of_an_earlier_version_still_loads():
     saved = load_job("digits-tradeoff-eps").to_dict()
     saved["search"].update(preset="cusp", sampler="tpe", seed=0, sampler_options={}, bounds={})
     assert JobSpec.from_saved(saved) == load_job("digits-tradeoff-eps")
+
+
+def _typo_preset(trial, bounds, epochs):
+    return {"methd": "pgd", "theta_max": trial.suggest_float("theta_max", 0.0, 400.0)}
+
+
+def _wide_preset(trial, bounds, epochs):
+    return {"theta_schedule": "constant", "theta_max": trial.suggest_float("theta_max", 0, 400)}
+
+
+@pytest.mark.parametrize(
+    ("sample", "message"),
+    [(_typo_preset, "'methd'"), (_wide_preset, "theta_max")],
+)
+def test_a_preset_that_samples_configs_trials_refuse_is_caught_at_load(
+    sample, message, monkeypatch
+):
+    from search_spaces import _presets
+
+    monkeypatch.setitem(_presets._PRESETS, "lab", _presets.Preset("lab", "a lab's", sample))
+    with pytest.raises(
+        UserError, match=f"search.preset 'lab' samples trials that would fail: .*{message}"
+    ):
+        load_job("quickstart", {"search.preset": "lab"})
