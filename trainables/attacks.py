@@ -9,13 +9,58 @@ left alone, so an attack can run in the middle of a training step.
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainables.errors import UserError
 from trainables.spatial import affine_batch, random_spatial, rotation_grid, sample_spatial_params
+
+
+def _check_args(
+    images: object,
+    labels: object = None,
+    *,
+    finite: Sequence[tuple[str, object]] = (),
+    ints: Sequence[tuple[str, object]] = (),
+) -> None:
+    """Raise UserError unless ``images`` is a float tensor, ``labels`` (when given) one int64
+    class index per image, and each ``(name, value)`` in ``finite`` a finite number and in
+    ``ints`` an int. Checks types and shapes only: no tensor contents, so no device sync."""
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        got = images.dtype if isinstance(images, torch.Tensor) else type(images).__name__
+        raise UserError(
+            f"attacks take float images in [0, 1], got {got}; "
+            "convert uint8 pixels with images.float() / 255"
+        )
+    if labels is not None and (
+        not isinstance(labels, torch.Tensor)
+        or labels.shape != images.shape[:1]
+        or labels.dtype not in (torch.int64, torch.uint8)
+    ):
+        got = (
+            f"{labels.dtype} of shape {tuple(labels.shape)}"
+            if isinstance(labels, torch.Tensor)
+            else type(labels).__name__
+        )
+        raise UserError(
+            f"labels must be an int64 tensor of shape ({images.shape[0]},), one class per image, "
+            f"got {got}"
+        )
+    for name, value in finite:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)
+        ):
+            raise UserError(f"{name} must be a finite number, got {value!r}")
+    for name, value in ints:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise UserError(f"{name} must be an int, got {value!r}")
 
 
 @contextlib.contextmanager
@@ -48,9 +93,16 @@ def pgd_linf(
 
     Returns:
         Detached adversarial images, inside the eps-ball and [0, 1].
+
+    Raises:
+        UserError: for non-float images, labels that are not one int64 class per image, a
+            non-finite ``eps`` or ``step_size``, or a ``steps`` that is not an int.
     """
+    _check_args(
+        images, labels, finite=(("eps", eps), ("step_size", step_size)), ints=(("steps", steps),)
+    )
     if eps < 0 or step_size < 0 or steps < 0:
-        raise ValueError("eps, step_size and steps must be non-negative")
+        raise UserError("eps, step_size and steps must be non-negative")
     if eps == 0 or steps == 0:
         return images.detach()
     originals = images.detach()
@@ -83,7 +135,14 @@ def trades_attack(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The TRADES inner maximisation (Zhang et al. 2019): L-inf PGD on
-    ``KL(f(x) || f(x_adv))``, started at ``x + 0.001 * N(0, 1)``. Needs no labels."""
+    ``KL(f(x) || f(x_adv))``, started at ``x + 0.001 * N(0, 1)``. Needs no labels.
+
+    Raises the same ``UserError`` as :func:`pgd_linf` for bad images, budgets or steps."""
+    _check_args(images, finite=(("eps", eps), ("step_size", step_size)), ints=(("steps", steps),))
+    if eps < 0 or step_size < 0 or steps < 0:
+        raise UserError(
+            f"eps, step_size and steps must be non-negative, got {eps}, {step_size} and {steps}"
+        )
     if eps == 0 or steps == 0:
         return images.detach()
     originals = images.detach()
@@ -170,16 +229,25 @@ def spatial_attack(
     Returns:
         The worst transformed images, detached.
     """
+    ranges = (("max_angle_deg", max_angle_deg), ("max_translate_px", max_translate_px))
+    counts = [("max_batch", max_batch)] + ([("tries", tries)] if tries is not None else [])
+    _check_args(images, labels, finite=ranges, ints=counts)
     n, device = images.shape[0], images.device
     if max_angle_deg < 0 or max_translate_px < 0:
-        raise ValueError(
+        raise UserError(
             f"spatial ranges must be non-negative, got {max_angle_deg} degrees and "
             f"{max_translate_px} px"
         )
     if grid is not None:
+        if (
+            not isinstance(grid, Sequence)
+            or len(grid) != 3
+            or not all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in grid)
+        ):
+            raise UserError(f"grid must be three ints (angles, tx, ty), got {grid!r}")
         n_angles, n_tx, n_ty = grid
         if min(grid) < 1:
-            raise ValueError(f"spatial_attack grid needs at least 1 point per axis, got {grid}")
+            raise UserError(f"spatial_attack grid needs at least 1 point per axis, got {grid}")
         candidates = []
         for angle in rotation_grid(max_angle_deg, n_angles):
             for tx in rotation_grid(max_translate_px, n_tx):
@@ -192,7 +260,7 @@ def spatial_attack(
                     )
     else:
         if tries is None or tries < 1:
-            raise ValueError("spatial_attack needs tries >= 1 or a grid")
+            raise UserError("spatial_attack needs tries >= 1 or a grid")
         candidates = [
             sample_spatial_params(
                 n, max_angle_deg, max_translate_px, generator=generator, device=device

@@ -956,7 +956,13 @@ def cusp_curriculum(
     0.15, 0.3). The LR milestones are :func:`paper_lr_milestones`; stages 2 and 3 start at the
     first two of them (CuSP ties its stages to LR drops). Runs of 2 epochs train one epoch at
     stage 1 and one at stage 3; a 1-epoch run trains at stage 3.
+
+    Raises:
+        UserError: if ``eps_scale`` is not in [0, 1] or ``theta_max`` not in [0, 180].
     """
+    for key, value, upper in (("eps_scale", eps_scale, 1.0), ("theta_max", theta_max, 180.0)):
+        if not 0.0 <= _number(key, value) <= upper:
+            raise UserError(f"{key} must be in [0, {upper:g}], got {_show(value)}")
     stages = _cusp_stage_starts(epochs)
     theta = tuple((start, _PAPER_THETA_STAGES[i] * theta_max / 180.0) for start, i in stages)
     eps = tuple((start, _PAPER_EPS_FRACTIONS[i] * eps_scale) for start, i in stages)
@@ -1096,8 +1102,17 @@ def curriculum_from_config(
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not 0.0 < eps_scale <= 1.0:
+    if (
+        isinstance(eps_scale, bool)
+        or not isinstance(eps_scale, numbers.Real)
+        or not 0.0 < eps_scale <= 1.0
+    ):
         raise ValueError(f"eps_scale must be in (0, 1], got {eps_scale!r}")
+    if not isinstance(config, Mapping):
+        raise UserError(
+            "the curriculum config must be a mapping of keys to values, e.g. "
+            f"{{'curriculum': 'cusp'}}, got {type(config).__name__}"
+        )
     given = _given(config)
     preset = _choice("curriculum", given.get("curriculum", "custom"), CURRICULUM_PRESETS)
     order = _choice("order", given.get("order", "joint"), ORDERS)

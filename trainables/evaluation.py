@@ -11,6 +11,7 @@ computed alongside it.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from trainables.attacks import eval_mode, pgd_linf, spatial_attack
+from trainables.errors import UserError
 from trainables.spatial import random_spatial
 
 METRICS = ("clean_acc", "spatial_acc", "adv_acc", "combined_acc", "invariance_rate")
@@ -48,6 +50,18 @@ class EvalSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name, kind, what in (
+            ("theta_eval", numbers.Real, "a number"),
+            ("translate_eval", numbers.Real, "a number"),
+            ("eps_eval", numbers.Real, "a number"),
+            ("pgd_steps", numbers.Integral, "an int"),
+            ("pgd_step_size", numbers.Real, "a number"),
+            ("batch_size", numbers.Integral, "an int"),
+            ("seed", numbers.Integral, "an int"),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise UserError(f"EvalSettings.{name} must be {what}, got {value!r}")
         limits = {
             "theta_eval": (0 <= self.theta_eval <= 180, "in [0, 180]"),
             "translate_eval": (0 <= self.translate_eval <= 1, "in [0, 1]"),
@@ -58,9 +72,7 @@ class EvalSettings:
         }
         for name, (ok, allowed) in limits.items():
             if not ok:
-                raise ValueError(
-                    f"EvalSettings.{name} must be {allowed}, got {getattr(self, name)}"
-                )
+                raise UserError(f"EvalSettings.{name} must be {allowed}, got {getattr(self, name)}")
 
     def replace(self, **changes: object) -> EvalSettings:
         return dataclasses.replace(self, **changes)
@@ -76,6 +88,46 @@ def adversarial_profile_key(eps: float) -> str:
     return f"adv_acc@{eps:.4g}"
 
 
+def _check_inputs(
+    images: object, labels: object, settings: object = None, batch_size: object = None
+) -> None:
+    """Raise UserError unless ``images`` is a ``(N, C, H, W)`` uint8 or float tensor, ``labels`` a
+    1-D integer tensor and ``settings`` an :class:`EvalSettings` (or, for functions that take
+    one instead, ``batch_size`` a positive int). Types and shapes only: no device sync."""
+    if batch_size is None and not isinstance(settings, EvalSettings):
+        raise UserError(
+            f"settings must be an EvalSettings, got {type(settings).__name__}; "
+            "build one with EvalSettings(**values)"
+        )
+    if settings is None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
+        number = isinstance(batch_size, numbers.Number)
+        got = repr(batch_size) if number else type(batch_size).__name__
+        raise UserError(f"batch_size must be a positive integer, got {got}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise UserError(f"images must be a tensor of shape (N, C, H, W), got {got}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise UserError(
+            f"images must be uint8 pixels or floats in [0, 1], got {images.dtype}; "
+            "convert with images.float() / 255"
+        )
+    if (
+        not isinstance(labels, torch.Tensor)
+        or labels.dim() != 1
+        or labels.dtype not in (torch.int64, torch.uint8)
+    ):
+        got = (
+            f"{labels.dtype} of shape {tuple(labels.shape)}"
+            if isinstance(labels, torch.Tensor)
+            else type(labels).__name__
+        )
+        raise UserError(f"labels must be a 1-D int64 tensor, one class per image, got {got}")
+
+
 def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
@@ -84,7 +136,7 @@ def _batches(
     images: torch.Tensor, labels: torch.Tensor, batch_size: int
 ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        raise UserError(f"{images.shape[0]} images but {labels.shape[0]} labels")
     # uint8 pixels are scaled to [0, 1]; float images are taken to be in [0, 1] already
     for start in range(0, images.shape[0], batch_size):
         x = images[start : start + batch_size]
@@ -107,6 +159,7 @@ def evaluate(
     ``spatial_acc`` and ``invariance_rate`` use the same random transform of each image;
     ``combined_acc`` attacks that transformed image with PGD (``A_eps(T_theta(x))``).
     """
+    _check_inputs(images, labels, settings)
     device = images.device
     translate_px = settings.translate_eval * images.shape[-1]
     spatial_gen = _generator(device, settings.seed)
@@ -153,6 +206,7 @@ def clean_accuracy(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
 ) -> float:
     """Accuracy on the unmodified images."""
+    _check_inputs(images, labels, batch_size=batch_size)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
     with eval_mode(model):
         for x, y in _batches(images, labels, batch_size):
@@ -169,6 +223,7 @@ def spatial_accuracy(
 ) -> tuple[float, float]:
     """Accuracy and rate of invariance ``Pr[f(Tx) = f(x)]`` under a random rotation in
     ``[-theta, theta]`` (plus the settings' translation range)."""
+    _check_inputs(images, labels, settings)
     device = images.device
     translate_px = settings.translate_eval * images.shape[-1]
     generator = _generator(device, settings.seed)
@@ -191,6 +246,7 @@ def adversarial_accuracy(
     settings: EvalSettings,
 ) -> float:
     """Accuracy under L-inf PGD with random start at budget ``eps``."""
+    _check_inputs(images, labels, settings)
     generator = _generator(images.device, settings.seed + 1)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
     with eval_mode(model):
@@ -211,6 +267,7 @@ def invariance_profile(
 ) -> dict[str, float]:
     """Spatial accuracy for each rotation range, keyed ``spatial_acc@<deg>`` (the paper's
     invariance profile)."""
+    _check_inputs(images, labels, settings)
     return {
         spatial_profile_key(theta): spatial_accuracy(model, images, labels, theta, settings)[0]
         for theta in thetas
@@ -226,6 +283,7 @@ def robustness_profile(
 ) -> dict[str, float]:
     """PGD accuracy for each budget, keyed ``adv_acc@<eps>``; by default 0, 1/4, 1/2, 3/4 and 1
     times ``settings.eps_eval``."""
+    _check_inputs(images, labels, settings)
     if eps_values is None:
         eps_values = [settings.eps_eval * k / 4 for k in range(5)]
     return {
@@ -248,6 +306,7 @@ def worst_case_spatial_accuracy(
 ) -> float:
     """Accuracy under the Engstrom et al. worst-of-``tries`` (or grid) rotation + translation
     attack; defaults are their +-30 degrees and +-3 pixels."""
+    _check_inputs(images, labels, batch_size=batch_size)
     generator = _generator(images.device, seed)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
     with eval_mode(model):

@@ -8,8 +8,20 @@ come from outside the image are zero (black), as in the paper's rotations.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
+
+from trainables.errors import UserError
+
+
+def _finite(name: str, value: object) -> float:
+    """``value`` as a float, or a UserError naming ``name`` unless it is a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise UserError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def affine_matrices(
@@ -51,16 +63,31 @@ def affine_batch(
 
     Returns:
         The transformed batch, same shape, dtype and device; bilinear sampling, zero fill.
+
+    Raises:
+        UserError: if a tensor is missing or has the wrong shape.
     """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise UserError(f"images must be a tensor of shape (N, C, H, W), got {got}")
     n, _, height, width = images.shape
+    for name, value, shape, meaning in (
+        ("angles_deg", angles_deg, (n,), "one angle per image"),
+        ("translations_px", translations_px, (n, 2), "one (dx, dy) per image"),
+    ):
+        if value is None and name == "translations_px":
+            continue
+        if not isinstance(value, torch.Tensor) or value.shape != shape:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise UserError(f"{name} must be a tensor of shape {shape} ({meaning}), got {got}")
     compute_dtype = (
         images.dtype if images.dtype in (torch.float32, torch.float64) else torch.float32
     )
-    angles = angles_deg.to(device=images.device, dtype=compute_dtype).reshape(n)
+    angles = angles_deg.to(device=images.device, dtype=compute_dtype)
     if translations_px is None:
         shifts = torch.zeros(n, 2, device=images.device, dtype=compute_dtype)
     else:
-        shifts = translations_px.to(device=images.device, dtype=compute_dtype).reshape(n, 2)
+        shifts = translations_px.to(device=images.device, dtype=compute_dtype)
     grid = sampling_grid(affine_matrices(angles, shifts, height, width), height, width)
     out = F.grid_sample(
         images.to(compute_dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False
@@ -99,10 +126,12 @@ def sample_spatial_params(
     None) so a seeded generator gives the same values wherever the images live; the results are
     moved to ``device``.
     """
+    max_angle_deg = _finite("max_angle_deg", max_angle_deg)
+    max_translate_px = _finite("max_translate_px", max_translate_px)
     draw_device = generator.device if generator is not None else torch.device(device or "cpu")
     uniform = torch.rand(n, 3, generator=generator, device=draw_device) * 2.0 - 1.0
-    angles = uniform[:, 0] * float(max_angle_deg)
-    shifts = uniform[:, 1:] * float(max_translate_px)
+    angles = uniform[:, 0] * max_angle_deg
+    shifts = uniform[:, 1:] * max_translate_px
     if device is not None:
         angles, shifts = angles.to(device), shifts.to(device)
     return angles, shifts
@@ -118,8 +147,10 @@ def random_spatial(
 
     With both ranges zero the input is returned as is (no resampling blur).
     """
+    _finite("max_angle_deg", max_angle_deg)
+    _finite("max_translate_px", max_translate_px)
     if max_angle_deg < 0 or max_translate_px < 0:
-        raise ValueError("spatial ranges must be non-negative")
+        raise UserError("spatial ranges must be non-negative")
     if max_angle_deg == 0 and max_translate_px == 0:
         return images
     angles, shifts = sample_spatial_params(
@@ -135,6 +166,9 @@ def translate_px(translate_frac: float, image_size: int) -> float:
 
 def rotation_grid(max_angle_deg: float, count: int) -> list[float]:
     """``count`` evenly spaced angles covering ``[-max, max]`` (just ``[0.0]`` when count is 1)."""
+    max_angle_deg = _finite("max_angle_deg", max_angle_deg)
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+        raise UserError(f"count must be an int of at least 1, got {count!r}")
     if count == 1:
         return [0.0]
     step = 2.0 * max_angle_deg / (count - 1)
