@@ -223,7 +223,7 @@ def _empty_output_dir(out_dir: str | os.PathLike[str]) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; choose a directory to export into (--out)")
     if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"--out {out} exists and is not empty; choose a new directory")
+        raise UserError(f"{out} exists and is not empty; export into a new directory (--out)")
     return out
 
 

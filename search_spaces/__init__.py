@@ -20,7 +20,7 @@ torch or optuna.
 
 from __future__ import annotations
 
-from search_spaces._bounds import METHODS, SearchBounds
+from search_spaces._bounds import METHODS, SAMPLEABLE_SCHEDULE_KEYS, SearchBounds
 from search_spaces._presets import (
     describe_space,
     get_preset,
@@ -32,6 +32,7 @@ from search_spaces._presets import (
 from search_spaces._spaces import (
     STEP_VALUE_SHAPES,
     Preset,
+    PresetSampler,
     SearchSpace,
     sample_axis,
     sample_method,
@@ -46,6 +47,8 @@ from search_spaces._spaces import (
 __all__ = [
     "METHODS",
     "Preset",
+    "PresetSampler",
+    "SAMPLEABLE_SCHEDULE_KEYS",
     "SearchBounds",
     "STEP_VALUE_SHAPES",
     "SearchSpace",

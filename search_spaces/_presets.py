@@ -17,6 +17,7 @@ from search_spaces._spaces import (
     sample_order,
     sample_training,
 )
+from trainables._registration import check_function, check_name
 from trainables.errors import UserError
 
 if TYPE_CHECKING:
@@ -37,16 +38,29 @@ _PRESETS: dict[str, Preset] = {}
 def register_preset(name: str, summary: str) -> Callable[[PresetSampler], PresetSampler]:
     """Decorator registering ``sample(trial, bounds, epochs) -> dict`` as the preset ``name``.
 
-    ``sample`` must be a module-level function (spaces pickle it by reference), sample with
-    ``trial.suggest_*`` (the helpers of this package record the values in the returned dict),
-    use categorical choices that depend on ``bounds`` and ``epochs`` only, and return every key
-    it decides. It may raise :class:`UserError` for bounds it cannot work with;
-    :func:`make_space` walks every branch so that happens before a search starts.
+    ``sample`` must be a module-level function (spaces pickle it by reference, and Ray pickles the
+    searcher for resume), sample with ``trial.suggest_*`` (the helpers of this package record the
+    values in the returned dict), use categorical choices that depend on ``bounds`` and
+    ``epochs`` only, and return every key it decides. It may raise :class:`UserError` for bounds
+    it cannot work with; :func:`make_space` walks every branch so that happens before a search
+    starts. Registering the same function again (same module and qualified name:
+    ``importlib.reload``, a notebook cell run twice) replaces the entry.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty str or is taken by another function; ``sample``
+            is not callable, or is a lambda or a function defined inside another function.
     """
+    check_name("search space preset", name)
 
     def decorate(sample: PresetSampler) -> PresetSampler:
-        if name in _PRESETS:
-            raise ValueError(f"search space preset {name!r} is already registered")
+        registered = _PRESETS.get(name)
+        check_function("search space preset", name, sample, registered and registered.sample)
+        qualname = getattr(sample, "__qualname__", "")
+        if "<lambda>" in qualname or "<locals>" in qualname:
+            raise ValueError(
+                f"search space preset {name!r}: sample must be a module-level function (spaces "
+                f"pickle it by reference), got {qualname}"
+            )
         _PRESETS[name] = Preset(name, summary, sample)
         return sample
 

@@ -893,7 +893,7 @@ def test_export_into_a_non_empty_directory_is_a_user_error(digits, tmp_path):
     out = tmp_path / "models"
     (out / "other").mkdir(parents=True)
     (out / "other" / "model.pt").write_bytes(b"another experiment's model")
-    with pytest.raises(UserError, match="exists and is not empty; choose a new directory"):
+    with pytest.raises(UserError, match="exists and is not empty; export into a new directory"):
         export_front(path, out)
     assert [p.name for p in out.iterdir()] == ["other"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".models")]

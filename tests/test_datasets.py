@@ -101,7 +101,7 @@ def test_register_dataset_checks(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert load_dataset("tiny", n=4).num_train == 4
     with pytest.raises(ValueError, match="already registered"):
-        datasets.register_dataset("tiny", info)(_load)
+        datasets.register_dataset("tiny", info)(lambda data_dir, download: None)
     with pytest.raises(ValueError, match="differs"):
         datasets.register_dataset("other", info)
 

@@ -9,10 +9,11 @@ Conventions:
 
 - Epochs are 1-based: a run of ``epochs`` epochs has epochs ``1 .. epochs``, as in the paper's
   table ("epochs 1-74: +-120 deg, 2/255").
-- Every schedule is monotone non-decreasing over epochs (a curriculum only gets harder) and takes
-  values in ``[0, upper]``: ``theta`` in degrees ``[0, 180]``, ``translate_frac`` in ``[0, 0.5]``
-  (a fraction of the image size; :meth:`Stage.translate_px` converts), ``eps`` in ``[0, 1]``
-  (absolute L-inf budget on images in [0, 1]).
+- Every schedule is monotone non-decreasing over epochs (a curriculum only gets harder; a
+  :class:`Curriculum` refuses one that decreases) and takes values in ``[0, upper]``: ``theta``
+  in degrees ``[0, 180]``, ``translate_frac`` in ``[0, 0.5]`` (a fraction of the image size;
+  :meth:`Stage.translate_px` converts), ``eps`` in ``[0, 1]`` (absolute L-inf budget on images
+  in [0, 1]).
 - A "warm-up" is a number of initial epochs whose value is 0 (clean / untransformed training).
 
 The module is plain Python (no torch) so search spaces can import it cheaply. Mistakes in a
@@ -54,6 +55,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
+from trainables._registration import check_function, check_name
 from trainables.errors import UserError
 
 __all__ = [
@@ -213,8 +215,10 @@ class Schedule(ABC):
         """A JSON-friendly description, ``{"kind": ..., <parameters>}``."""
 
     def validate(self, epochs: int, upper: float, name: str) -> None:
-        """Raise ``ValueError`` unless the schedule fits a run of ``epochs`` epochs and stays
-        within ``[0, upper]``; ``name`` (e.g. ``"theta"``) prefixes the message."""
+        """Raise ``ValueError`` unless the schedule fits a run of ``epochs`` epochs and its
+        maximum is within ``[0, upper]``, and :class:`UserError` (a ``ValueError``) if its value
+        decreases over epochs ``1 .. epochs``; ``name`` (e.g. ``"theta"``) prefixes the
+        message."""
         if not 0.0 <= self.maximum <= upper:
             raise ValueError(
                 f"{name} schedule maximum must be in [0, {upper:g}], got {self.maximum}"
@@ -223,6 +227,15 @@ class Schedule(ABC):
             raise ValueError(
                 f"{name} schedule needs {self.min_epochs()} epochs, the run has {epochs}"
             )
+        previous = 0.0
+        for epoch in range(1, epochs + 1):
+            value = self.value(epoch)
+            if value < previous - 1e-9:
+                raise UserError(
+                    f"{name} schedule ({self.kind}) drops at epoch {epoch}, from {previous:g} to "
+                    f"{value:g}; schedules must never decrease (a curriculum only gets harder)"
+                )
+            previous = value
 
     def reach_epoch(self, epochs: int) -> int:
         """The first epoch in ``1..epochs`` whose value is the maximum; 0 if the maximum is 0
@@ -585,11 +598,42 @@ _RAMP_KEYS: tuple[str, ...] = ("max", "start_frac", "warmup", "ramp_end")
 def register_schedule(
     name: str, keys: Sequence[str]
 ) -> Callable[[ScheduleBuilder], ScheduleBuilder]:
-    """Decorator registering ``build`` as the schedule kind ``name`` reading ``keys``."""
+    """Decorator registering ``build`` as the schedule kind ``name`` (``<axis>_schedule: name``),
+    which reads the config keys ``<axis>_<key>`` for each ``key`` in ``keys``.
+
+    ``build`` has the signature ``(AxisConfig) -> Schedule``: it reads its values with the
+    :class:`AxisConfig` readers (which raise :class:`UserError` naming the key) and returns a
+    :class:`Schedule` within ``[0, axis.upper]`` and non-decreasing over the epochs ``1 ..
+    epochs``. The curriculum checks both; a ``ValueError`` the builder raises, a result that is
+    not a :class:`Schedule` and a schedule that decreases or does not fit the run all surface as
+    :class:`UserError` naming ``<axis>_schedule``. The schedule's ``kind`` should be ``name``:
+    nothing looks it up, but labels and ``to_dict`` show it (a builder that returns a built-in
+    schedule, e.g. a :class:`StepSchedule`, shows as ``step``).
+
+    A search space can sample the kind only if every key is one of
+    ``search_spaces.SAMPLEABLE_SCHEDULE_KEYS`` (``max``, ``start_frac``, ``warmup``,
+    ``ramp_end``, ``stages``); a kind reading other keys can still be set in a trial's config.
+    Registering the same builder again (same module and qualified name: ``importlib.reload``, a
+    notebook cell run twice) replaces the entry.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty str or is taken by another builder; ``keys`` is
+            a str or not a sequence of non-empty strs; ``build`` is not callable.
+    """
+    check_name("schedule kind", name)
+    if (
+        isinstance(keys, str | bytes)
+        or not isinstance(keys, Sequence)
+        or not all(isinstance(k, str) and k for k in keys)
+    ):
+        raise ValueError(
+            f"schedule kind {name!r}: keys must be a sequence of key suffixes such as "
+            f"('max', 'warmup'), got {keys!r}"
+        )
 
     def decorate(build: ScheduleBuilder) -> ScheduleBuilder:
-        if name in SCHEDULE_KINDS:
-            raise ValueError(f"schedule kind {name!r} is already registered")
+        registered = SCHEDULE_KINDS.get(name)
+        check_function("schedule kind", name, build, registered and registered.build)
         SCHEDULE_KINDS[name] = ScheduleKind(name, tuple(keys), build)
         return build
 
@@ -600,12 +644,22 @@ def register_ramp_shape(name: str) -> Callable[[RampShape], RampShape]:
     """Decorator registering a ramp shape ``shape(u, start, maximum)`` as the schedule kind
     ``name`` (a :class:`RampSchedule`, keys ``max``, ``start_frac``, ``warmup``, ``ramp_end``).
 
-    The shape must be non-decreasing in ``u``, equal ``start`` at 0 and ``maximum`` at 1.
+    The shape must be non-decreasing in ``u``, equal ``start`` at 0 and ``maximum`` at 1; it is
+    probed at registration on ``u = 0, 0.05, .., 1`` with ``(start, maximum)`` ``(0.25, 1)``
+    and ``(0, 1)``. Registering the same shape again (same module and qualified name) replaces
+    the entry.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty str or is taken by another schedule kind; the
+            shape is not callable or fails the probe.
     """
+    check_name("schedule kind", name)
 
     def decorate(shape: RampShape) -> RampShape:
-        if name in RAMP_SHAPES or name in SCHEDULE_KINDS:
-            raise ValueError(f"schedule kind {name!r} is already registered")
+        check_function("schedule kind", name, shape, RAMP_SHAPES.get(name))
+        if name in SCHEDULE_KINDS and name not in RAMP_SHAPES:
+            raise ValueError(f"schedule kind {name!r} is already registered; choose another name")
+        _probe_ramp_shape(name, shape)
         RAMP_SHAPES[name] = shape
 
         def build(cfg: AxisConfig) -> Schedule:
@@ -623,6 +677,29 @@ def register_ramp_shape(name: str) -> Callable[[RampShape], RampShape]:
         return shape
 
     return decorate
+
+
+def _probe_ramp_shape(name: str, shape: RampShape) -> None:
+    grid = [i / 20 for i in range(21)]
+    for start, maximum in ((0.25, 1.0), (0.0, 1.0)):
+        call = f"shape(u, {start:g}, {maximum:g})"
+        try:
+            values = [float(shape(u, start, maximum)) for u in grid]
+        except (TypeError, ValueError, ArithmeticError) as error:
+            raise ValueError(f"ramp shape {name!r}: {call} fails: {error}") from error
+        drop = next((i for i in range(1, len(grid)) if values[i] < values[i - 1] - 1e-9), None)
+        if not math.isclose(values[0], start, abs_tol=1e-9):
+            problem = f"is {values[0]:g} at u=0, not start"
+        elif not math.isclose(values[-1], maximum, abs_tol=1e-9):
+            problem = f"is {values[-1]:g} at u=1, not maximum"
+        elif drop is not None:
+            problem = f"drops from {values[drop - 1]:g} to {values[drop]:g} at u={grid[drop]:g}"
+        else:
+            continue
+        raise ValueError(
+            f"ramp shape {name!r}: {call} {problem}; a shape rises from start at u=0 to "
+            "maximum at u=1 without decreasing"
+        )
 
 
 @register_schedule("constant", ("max", "warmup"))
@@ -1078,7 +1155,19 @@ def _custom_schedule(axis: Axis, given: Mapping[str, Any], epochs: int) -> Sched
         if suffix is not None and suffix != "schedule" and suffix not in kind.keys:
             takes = ", ".join(f"{axis.name}_{s}" for s in kind.keys)
             raise UserError(f"{key} is not used by {kind_key} {kind.name!r} (it takes {takes})")
-    return kind.build(AxisConfig(axis, given, epochs))
+    try:
+        schedule = kind.build(AxisConfig(axis, given, epochs))
+        if not isinstance(schedule, Schedule):
+            raise UserError(
+                f"{kind_key} {kind.name!r}: its builder returned a {type(schedule).__name__}, "
+                "not a Schedule"
+            )
+        schedule.validate(epochs, axis.upper, axis.name)
+    except UserError:
+        raise
+    except ValueError as error:  # a registered builder's own check, or a bad schedule
+        raise UserError(f"{kind_key} {kind.name!r}: {error}") from error
+    return schedule
 
 
 def curriculum_from_config(

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainables._registration import check_function, check_name
 from trainables.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -287,14 +288,26 @@ def register_dataset(name: str, info: DatasetInfo) -> Callable[[Loader], Loader]
     ``info`` is registered with the loader so that :func:`dataset_info` can answer without loading
     any data (job validation, model construction, epsilon defaults). The loader is called as
     ``loader(data_dir, download, **options)``; its keyword-only parameters are the options users
-    may set, and must all have defaults.
+    may set, and must all have defaults. Registering the same loader again (same module and
+    qualified name: ``importlib.reload``, a notebook cell run twice) replaces the entry.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty lower-case str with ``-`` rather than ``_``
+            (names are looked up that way), differs from ``info.name`` or is taken by another
+            loader; the loader is not callable or has an option without a default.
     """
+    check_name("dataset", name)
+    if name != name.lower().replace("_", "-"):
+        raise ValueError(
+            f"dataset name {name!r} must be lower-case with '-' for '_' (load_dataset looks names "
+            f"up that way), e.g. {name.lower().replace('_', '-')!r}"
+        )
     if info.name != name:
         raise ValueError(f"info.name {info.name!r} differs from the registered name {name!r}")
 
     def decorator(loader: Loader) -> Loader:
-        if name in _REGISTRY:
-            raise ValueError(f"dataset {name!r} is already registered")
+        registered = _REGISTRY.get(name)
+        check_function("dataset", name, loader, registered and registered.loader)
         params = inspect.signature(loader).parameters.values()
         options = tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
         if any(p.default is inspect.Parameter.empty for p in params if p.name in options):

@@ -41,7 +41,7 @@ LOCK_FILE = "driver.lock"
 
 @dataclass(frozen=True)
 class SearchOutcome:
-    """What a finished (or stopped) search returns to the CLI."""
+    """What :func:`launch` and :func:`resume` return: the search's trials and front."""
 
     experiment_path: str
     trials: pd.DataFrame  # one row per trial: id, status, curriculum, objectives, metrics
@@ -317,11 +317,11 @@ def _refuse_existing(path: str) -> None:
     if tune.Tuner.can_restore(path):
         raise UserError(
             f"experiment {path} already exists; continue it with `cusp-tune resume {path}` "
-            "or pick another --name"
+            "or pick another name (--name)"
         )
     raise UserError(
         f"{path} exists but holds no search (a launch that stopped before its search started, "
-        "or one still starting); remove it or pick another --name"
+        "or one still starting); remove it or pick another name (--name)"
     )
 
 
@@ -423,6 +423,14 @@ def launch(
     that fails before Ray Tune saved any state, or is interrupted before any trial reported,
     removes what it wrote (so the same name can be launched again) and raises; an interrupt
     raises ``KeyboardInterrupt``. An interrupt after that returns an unfinished outcome.
+
+    Returns:
+        The :class:`SearchOutcome`: every trial, the Pareto front of the completed ones, and
+        whether every planned trial ended (``finished``).
+
+    Raises:
+        UserError: the experiment exists already, its storage is not writable, the data or
+            the Ray cluster cannot be reached, or the trials ask for more than it has.
     """
     from ray import tune
 
@@ -462,6 +470,13 @@ def resume(
 
     It must run where the search was launched: Ray Tune writes a resumed search's new trials
     to the experiment's original path, so a moved or copied experiment is refused.
+
+    Returns:
+        The :class:`SearchOutcome` of the whole search, the trials of earlier runs included.
+
+    Raises:
+        UserError: ``path`` is not a resumable experiment (none there, moved, another driver
+            runs it, or it finished), or the Ray cluster cannot be reached.
     """
     from ray import tune
 
@@ -537,6 +552,7 @@ def trial_table(
 
 
 def summarize(results: Any, spec: JobSpec, path: str) -> SearchOutcome:
+    """The :class:`SearchOutcome` of Ray Tune's ``ResultGrid`` ``results`` for ``spec``."""
     table = trial_table(((r.config or {}, r.metrics) for r in results), spec)
     return _outcome(table, spec, path, failed=sum(r.error is not None for r in results))
 
@@ -557,6 +573,8 @@ def _outcome(table: pd.DataFrame, spec: JobSpec, path: str, failed: int) -> Sear
 
 @dataclass(frozen=True)
 class SearchStatus:
+    """What :func:`status` returns: how far a search got, from its files."""
+
     experiment_path: str
     planned: int
     total: int
@@ -590,7 +608,11 @@ def reported(result: Mapping[str, Any] | None) -> bool:
 
 
 def status(path: str) -> SearchStatus:
-    """Progress of an experiment, read from its files (no running Ray needed)."""
+    """Progress of an experiment, read from its files (no running Ray needed).
+
+    Raises:
+        UserError: ``path`` is not an experiment, has no trials yet, or lost its Ray state.
+    """
     from ray.tune import ExperimentAnalysis
 
     path = experiment_location(path)

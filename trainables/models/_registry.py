@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import torch
 from torch import nn
 
+from trainables._registration import check_function, check_name
 from trainables.errors import UserError
 from trainables.models._common import Normalize
 
@@ -84,6 +86,10 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
+_GROUPS: tuple[str, ...] = ("C4", "C8", "D4")
+_STANDARD: tuple[str, ...] = ("in_channels", "num_classes", "image_size", "normalize")
+
+
 def register_model(
     name: str,
     *,
@@ -95,28 +101,37 @@ def register_model(
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator registering ``builder`` under ``name``.
 
-    The builder's keyword-only parameters other than the four standard ones become the model's
-    ``options``. ``description`` defaults to the first line of the builder's docstring.
+    The builder must take the keywords ``in_channels``, ``num_classes``, ``image_size`` and
+    ``normalize`` (or ``**kwargs``); its other keyword-only parameters become the model's
+    ``options`` and, like any other parameter, need a default. ``description`` defaults to the
+    first line of the builder's docstring. Registering the same builder again (same module and
+    qualified name: ``importlib.reload``, a notebook cell run twice) replaces the entry.
 
     Raises:
-        ValueError: ``name`` is already registered (a programming error, not a user one).
+        ValueError: ``name`` is not a non-empty str or is taken by another builder;
+            ``image_sizes`` or ``in_channels`` is not a non-empty sequence of positive ints;
+            ``group`` is not ``"C4"``, ``"C8"``, ``"D4"`` or ``None``; the builder is not
+            callable, lacks a standard keyword or has a parameter without a default (a
+            programming error, not a user one).
     """
+    check_name("model", name)
+    sizes = _positive_ints(name, "image_sizes", image_sizes)
+    channels = _positive_ints(name, "in_channels", in_channels)
+    if group is not None and group not in _GROUPS:
+        raise ValueError(
+            f"model {name!r}: group must be one of {', '.join(_GROUPS)} or None, got {group!r}"
+        )
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        standard = {"in_channels", "num_classes", "image_size", "normalize"}
-        params = inspect.signature(builder).parameters.values()
-        options = tuple(
-            p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in standard
-        )
+        registered = _REGISTRY.get(name)
+        check_function("model", name, builder, registered and registered.builder)
         doc = description if description is not None else (builder.__doc__ or "").strip()
         _REGISTRY[name] = ModelSpec(
             name=name,
             builder=builder,
-            image_sizes=tuple(image_sizes),
-            in_channels=tuple(in_channels),
-            options=options,
+            image_sizes=sizes,
+            in_channels=channels,
+            options=_builder_options(name, builder),
             group=group,
             channels_last=channels_last,
             description=doc.splitlines()[0] if doc else "",
@@ -124,6 +139,45 @@ def register_model(
         return builder
 
     return decorator
+
+
+def _positive_ints(name: str, label: str, values: Sequence[int]) -> tuple[int, ...]:
+    if (
+        isinstance(values, str | bytes)
+        or not isinstance(values, Sequence)
+        or not values
+        or not all(_is_int(v) and v > 0 for v in values)
+    ):
+        raise ValueError(
+            f"model {name!r}: {label} must be a non-empty sequence of positive ints, got {values!r}"
+        )
+    return tuple(values)
+
+
+def _builder_options(name: str, builder: ModelBuilder) -> tuple[str, ...]:
+    """The builder's keyword-only options; ``ValueError`` if it cannot be called as
+    :func:`build_model` calls it."""
+    params = inspect.signature(builder).parameters.values()
+    by_keyword = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        missing = [k for k in _STANDARD if k not in by_keyword]
+        if missing:
+            raise ValueError(
+                f"model {name!r}: the builder must take the keywords {', '.join(_STANDARD)} "
+                f"(or **kwargs); it lacks {', '.join(missing)}"
+            )
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    required = [
+        p.name
+        for p in params
+        if p.name not in _STANDARD and p.kind not in variadic and p.default is p.empty
+    ]
+    if required:
+        raise ValueError(
+            f"model {name!r}: builder parameter(s) {', '.join(required)} need a default "
+            "(build_model passes the four standard keywords and the options a user sets)"
+        )
+    return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _STANDARD)
 
 
 def list_models() -> list[str]:
@@ -171,7 +225,10 @@ def build_model(
 
     Raises:
         UserError: unknown name or option, an input size or channel count the model does not
-            support, or mean/std of the wrong length or with a non-positive std.
+            support, or mean/std of the wrong length or with a non-positive std; a builder that
+            returns no ``nn.Module``, or (for models not shipped in ``trainables``, checked with
+            one no-grad forward of two blank images in eval mode) whose logits are not of shape
+            ``(N, num_classes)``.
     """
     spec = get_model_spec(name)
     size = _square_size(name, image_size)
@@ -191,13 +248,20 @@ def build_model(
         if option not in spec.options:
             raise UserError(_unknown_option_message(spec, option))
     normalize = _make_normalize(in_channels, mean, std)
-    return spec.builder(
+    model = spec.builder(
         in_channels=in_channels,
         num_classes=num_classes,
         image_size=size,
         normalize=normalize,
         **options,
     )
+    if not isinstance(model, nn.Module):
+        raise UserError(
+            f"model {name!r}: its builder returned a {type(model).__name__}, not a torch.nn.Module"
+        )
+    if not (getattr(spec.builder, "__module__", None) or "").startswith("trainables."):
+        _check_logits(name, model, in_channels, num_classes, size)
+    return model
 
 
 def export_model(model: nn.Module) -> nn.Module:
@@ -221,6 +285,35 @@ def export_model(model: nn.Module) -> nn.Module:
     if reference is not None:
         exported = exported.to(device=reference.device, dtype=reference.dtype)
     return exported.eval()
+
+
+def _check_logits(
+    name: str, model: nn.Module, in_channels: int, num_classes: int, size: int
+) -> None:
+    """One no-grad forward of two blank images in eval mode (every submodule's mode is restored
+    after): ``UserError`` unless the logits have shape ``(2, num_classes)``."""
+    reference = next(model.parameters(), None)
+    device = reference.device if reference is not None else None
+    x = torch.zeros(2, in_channels, size, size, device=device)
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        for module, training in modes:  # parents first: train() also sets the children
+            if module.training != training:
+                module.train(training)
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (2, num_classes):
+        got = (
+            f"shape {tuple(logits.shape)}"
+            if isinstance(logits, torch.Tensor)
+            else f"a {type(logits).__name__}"
+        )
+        raise UserError(
+            f"model {name!r} returned {got} for input {tuple(x.shape)}; expected logits of "
+            f"shape (2, {num_classes}) (N images, num_classes logits)"
+        )
 
 
 def _is_int(value: object) -> bool:
