@@ -177,8 +177,18 @@ def display_names(experiments: Sequence[Experiment]) -> list[str]:
 
 def require_results(experiment: Experiment) -> Experiment:
     """Return ``experiment``; raise the analysis' :class:`UserError` when no trial has reported
-    anything yet (nothing to analyse)."""
+    anything yet (nothing to analyse), with the first failure when trials failed before it."""
     if not experiment.has_results:
+        trials = experiment.trials
+        failed = trials[trials["error"].notna()] if "error" in trials else trials.iloc[:0]
+        if len(failed):
+            first = failed.iloc[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise UserError(
+                f"no trial of {experiment.path} has finished an epoch: {len(failed)} failed "
+                f"first; trial {first['trial_id']}: {first['error']}{more} (each trial's "
+                "error.txt has the traceback)"
+            )
         raise UserError(
             f"no trial of {experiment.path} has finished an epoch yet, so there is nothing to "
             "analyse: the search is still starting, or it was interrupted before its first "

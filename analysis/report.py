@@ -476,7 +476,8 @@ def write_report(
 
 def default_report_dir(experiment_path: str | os.PathLike[str]) -> Path:
     """Where ``cusp-tune analyze`` writes by default: ``<experiment>/report``."""
-    return Path(experiment_path).expanduser().resolve() / "report"
+    local = str(experiment_path).removeprefix("file://")
+    return Path(local).expanduser().resolve() / "report"
 
 
 __all__ = [

@@ -37,6 +37,7 @@ from analysis.export import evaluate_exported
 from analysis.hypervolume import default_reference
 from analysis.pareto import front_steps
 from analysis.plots import plot_front, plot_hypervolume, plot_profiles, plot_tradeoffs
+from analysis.report import default_report_dir
 from trainables.config import TrialConfig
 from trainables.errors import UserError
 from trainables.models import export_model
@@ -494,6 +495,29 @@ def test_analyze_without_results_raises_the_user_error(tmp_path):
     with pytest.raises(UserError, match="has finished an epoch yet"):
         write_report([path], tmp_path / "report")
     assert not (tmp_path / "report").exists()
+
+
+def test_analyze_of_trials_that_all_failed_before_an_epoch_says_why(tmp_path):
+    path = tmp_path / "broken"
+    _write_job(path, "broken")
+    _write_trial(path, "aaa", results=[], error=TRACEBACK)
+    _write_trial(path, "bbb", results=[], error=TRACEBACK)
+    with pytest.raises(UserError) as info:
+        write_report([path], tmp_path / "report")
+    message = str(info.value)
+    assert "2 failed first; trial aaa: " in message and "TrainingDiverged" in message
+    assert "(and 1 more)" in message and "resume" not in message
+
+
+def test_the_default_report_dir_of_a_file_uri_is_the_local_experiment(tmp_path):
+    assert default_report_dir(f"file://{tmp_path}/exp") == tmp_path / "exp" / "report"
+
+
+def test_analyze_of_several_experiments_needs_out(tmp_path, capsys):
+    from tune_jobs.cli import main
+
+    assert main(["analyze", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "comparing several experiments needs --out DIR" in capsys.readouterr().err
 
 
 UNKNOWN_OBJECTIVES = (

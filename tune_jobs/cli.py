@@ -243,6 +243,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis import default_report_dir, format_front_table, load_experiment, write_report
     from analysis.experiment import display_names
 
+    if len(args.experiments) > 1 and not args.out:
+        raise UserError(
+            "comparing several experiments needs --out DIR (the default, EXPERIMENT/report, "
+            "is each experiment's own report)"
+        )
     experiments = [load_experiment(path) for path in args.experiments]
     files = write_report(experiments, args.out or default_report_dir(args.experiments[0]))
     for name, experiment in zip(display_names(experiments), experiments, strict=True):
@@ -382,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Works on finished, running or interrupted experiments, without Ray.",
     )
     analyze.add_argument("experiments", nargs="+", metavar="EXPERIMENT")
-    analyze.add_argument("--out", help="output directory (default: EXPERIMENT/report)")
+    analyze.add_argument(
+        "--out", help="output directory (default: EXPERIMENT/report; needed for several)"
+    )
     analyze.set_defaults(func=cmd_analyze)
 
     export = commands.add_parser(
