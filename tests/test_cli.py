@@ -299,3 +299,18 @@ def test_train_labels_the_curriculum_as_analysis_does(capsys):
     sets += ["curriculum=custom", "theta_schedule=linear", "theta_max=90"]
     assert main(["train", *[arg for s in sets for arg in ("--set", s)]]) == 0
     assert "curriculum linear θ0→90\n" in capsys.readouterr().out
+
+
+def test_train_takes_a_job_file_with_only_a_name_and_plugins_keys(tmp_path, capsys):
+    job = tmp_path / "lab.yaml"
+    job.write_text("name: lab\nmodel: stdcnn\nmodel_width: 0.25\n")
+    sets = ["--set", "train_size=64", "--set", "test_size=20", "--set", "epochs=1"]
+    sets += ["--set", "final_profiles=false", "--set", "eval_subset=20"]
+    assert main(["train", str(job), *sets]) == 0
+    assert "training stdcnn on synthetic-digits" in capsys.readouterr().out
+
+
+def test_train_with_an_unknown_name_lists_trial_configs_and_jobs(capsys):
+    assert main(["train", "cusp-digit"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'cusp-digits'?" in err and "quickstart" in err

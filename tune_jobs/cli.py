@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import os
@@ -34,7 +35,19 @@ def _format_epoch(metrics: dict[str, Any], epochs: int) -> str:
     )
 
 
-JOB_SECTIONS = ("search", "objectives", "training", "evaluation", "resources", "scheduler")
+# Keys only a job spec has (a trial config is flat); a dataset given as a mapping is a job's too.
+JOB_KEYS = (
+    "name",
+    "search",
+    "objectives",
+    "training",
+    "evaluation",
+    "resources",
+    "scheduler",
+    "storage",
+    "checkpoint",
+    "failure",
+)
 
 
 TRIALS_DIR = Path(__file__).parent / "trials"
@@ -49,12 +62,20 @@ def _trial_values(path: str | None) -> dict[str, Any]:
     if not Path(path).exists() and "/" not in path and shipped_trial.is_file():
         return load_yaml_mapping(shipped_trial)
     if not Path(path).is_file() and "/" not in path:  # a shipped job's name, or a typo
-        from tune_jobs.spec import JOBS_DIR, find_job
+        from tune_jobs.spec import JOBS_DIR, find_job, list_jobs
 
+        if Path(path).suffix == "" and not (JOBS_DIR / f"{path}.yaml").is_file():
+            trials = sorted(p.stem for p in TRIALS_DIR.glob("*.yaml"))
+            close = difflib.get_close_matches(path, [*trials, *list_jobs()], n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(
+                f"no trial or job file {path!r}; {hint}give a path to a YAML file, a shipped "
+                f"trial config ({', '.join(trials)}) or a shipped job ({', '.join(list_jobs())})"
+            )
         if Path(path).suffix == "" or (JOBS_DIR / path).is_file():
             path = str(find_job(path))
     raw = load_yaml_mapping(path)
-    if any(section in raw for section in JOB_SECTIONS):
+    if any(key in raw for key in JOB_KEYS) or isinstance(raw.get("dataset"), dict):
         from tune_jobs.spec import load_job
 
         return load_job(path).trial_config()
