@@ -171,6 +171,11 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
         assert "Tuner.restore" not in output, output  # Ray's advice, for its Python API
         assert process.returncode == 1, output  # an interrupted search is not a success
 
+    if sig != signal.SIGKILL:  # (a killed driver may leave no snapshot for status to read)
+        stopped = runner.status(str(experiment))
+        # (here 2 completed and 2 interrupted, which said "in progress" before)
+        assert stopped.driver_running is False and "in progress" not in stopped.counts
+
     resumed = _resume(experiment)
     assert "4 of 4 trials completed" in resumed.stdout
     trial_dirs = _known_trial_dirs(experiment)
@@ -507,3 +512,11 @@ def test_a_process_connected_to_one_ray_refuses_another_address(local_ray):
     runner.connect("auto")
     with pytest.raises(UserError, match="already connected to the Ray at .*ray.shutdown"):
         runner.connect("127.0.0.1:1")
+
+
+def test_driver_running_follows_the_drivers_lock(tmp_path):
+    assert runner.driver_running(str(tmp_path)) is False  # no driver has run it
+    with runner._driver_lock(str(tmp_path)):
+        assert runner.driver_running(str(tmp_path)) is True
+    assert runner.driver_running(str(tmp_path)) is False
+    assert runner.driver_running("s3://bucket/exp") is None

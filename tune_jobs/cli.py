@@ -234,8 +234,8 @@ def _exit_code(outcome: Any) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Trials completed / stopped early / failed / in progress, best values so far and the
-    current front."""
+    """Trials completed / stopped early / failed / in progress (interrupted, when no driver
+    runs the search), best values so far and the current front."""
     from tune_jobs import runner
 
     status = runner.status(args.experiment)
@@ -244,7 +244,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for metric, mode in status.outcome.objectives:
         best = status.best.get(metric)
         print(f"  best {metric} ({mode}): " + ("-" if best is None else f"{best:.4f}"))
-    _print_outcome(status.outcome, live=True)
+    _print_outcome(status.outcome, live=status.driver_running is not False)
     return 0
 
 

@@ -388,6 +388,25 @@ def _driver_lock(path: str) -> Iterator[None]:
         yield
 
 
+def driver_running(path: str) -> bool | None:
+    """Whether a ``launch`` or ``resume`` driver runs the local experiment at ``path`` now
+    (it holds ``driver.lock``); ``None`` for remote storage, where nobody can tell."""
+    if "://" in path:
+        return None
+    import fcntl
+
+    try:
+        handle = open(Path(path) / LOCK_FILE)  # noqa: SIM115 (closed below, lock and all)
+    except OSError:
+        return False  # no driver has run it (or an older version did)
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        return False
+
+
 def _read_job(path: str) -> JobSpec:
     if "://" not in path:
         from analysis.experiment import read_spec
@@ -578,9 +597,11 @@ class SearchStatus:
     experiment_path: str
     planned: int
     total: int
-    counts: dict[str, int]  # progress (see :func:`progress`) -> number of trials
+    counts: dict[str, int]  # progress (see :func:`progress`; "interrupted" when no driver
+    # runs the search) -> number of trials
     best: dict[str, float]  # objective -> best value among completed trials
     outcome: SearchOutcome
+    driver_running: bool | None = None  # see :func:`driver_running`
 
 
 def progress(tune_status: str, result: Mapping[str, Any] | None, *, scheduled: bool) -> str:
@@ -633,9 +654,11 @@ def status(path: str) -> SearchStatus:
     finally:
         ray_analysis_log.setLevel(level)
     scheduled = has_scheduler(spec)
-    counts = dict(
-        Counter(progress(t.status, t.last_result, scheduled=scheduled) for t in analysis.trials)
-    )
+    running = driver_running(path)
+    stages = [progress(t.status, t.last_result, scheduled=scheduled) for t in analysis.trials]
+    if running is False:  # nothing runs them: they wait for `resume`
+        stages = ["interrupted" if stage == "in progress" else stage for stage in stages]
+    counts = dict(Counter(stages))
     table = trial_table(((t.config, t.last_result) for t in analysis.trials), spec)
     outcome = _outcome(table, spec, path, failed=counts.get("failed", 0))
     completed = outcome.trials[outcome.trials["final"]]
@@ -645,7 +668,9 @@ def status(path: str) -> SearchStatus:
             values = completed[metric].dropna()
             if len(values):
                 best[metric] = float(values.max() if mode == "max" else values.min())
-    return SearchStatus(path, spec.search.trials, len(analysis.trials), counts, best, outcome)
+    return SearchStatus(
+        path, spec.search.trials, len(analysis.trials), counts, best, outcome, running
+    )
 
 
 def submit(job: str, address: str, overrides: dict[str, Any]) -> str:
