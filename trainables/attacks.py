@@ -9,7 +9,6 @@ left alone, so an attack can run in the middle of a training step.
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 from collections.abc import Iterator, Sequence
 
@@ -18,7 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.errors import UserError
-from trainables.spatial import affine_batch, random_spatial, rotation_grid, sample_spatial_params
+from trainables.spatial import (
+    affine_batch,
+    finite_number,
+    random_spatial,
+    rotation_grid,
+    sample_spatial_params,
+)
 
 
 def _check_args(
@@ -52,12 +57,7 @@ def _check_args(
             f"got {got}"
         )
     for name, value in finite:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, numbers.Real)
-            or not math.isfinite(value)
-        ):
-            raise UserError(f"{name} must be a finite number, got {value!r}")
+        finite_number(name, value)
     for name, value in ints:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise UserError(f"{name} must be an int, got {value!r}")

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from trainables.errors import UserError
 
 
-def _finite(name: str, value: object) -> float:
-    """``value`` as a float, or a UserError naming ``name`` unless it is a finite real number."""
+def finite_number(name: str, value: object) -> float:
+    """``value`` as a float; a :class:`UserError` naming ``name`` unless it is a finite real
+    number (a bool is not one). For checking arguments, here and in ``attacks``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise UserError(f"{name} must be a finite number, got {value!r}")
     return float(value)
@@ -126,8 +127,8 @@ def sample_spatial_params(
     None) so a seeded generator gives the same values wherever the images live; the results are
     moved to ``device``.
     """
-    max_angle_deg = _finite("max_angle_deg", max_angle_deg)
-    max_translate_px = _finite("max_translate_px", max_translate_px)
+    max_angle_deg = finite_number("max_angle_deg", max_angle_deg)
+    max_translate_px = finite_number("max_translate_px", max_translate_px)
     draw_device = generator.device if generator is not None else torch.device(device or "cpu")
     uniform = torch.rand(n, 3, generator=generator, device=draw_device) * 2.0 - 1.0
     angles = uniform[:, 0] * max_angle_deg
@@ -147,8 +148,8 @@ def random_spatial(
 
     With both ranges zero the input is returned as is (no resampling blur).
     """
-    _finite("max_angle_deg", max_angle_deg)
-    _finite("max_translate_px", max_translate_px)
+    finite_number("max_angle_deg", max_angle_deg)
+    finite_number("max_translate_px", max_translate_px)
     if max_angle_deg < 0 or max_translate_px < 0:
         raise UserError("spatial ranges must be non-negative")
     if max_angle_deg == 0 and max_translate_px == 0:
@@ -166,7 +167,7 @@ def translate_px(translate_frac: float, image_size: int) -> float:
 
 def rotation_grid(max_angle_deg: float, count: int) -> list[float]:
     """``count`` evenly spaced angles covering ``[-max, max]`` (just ``[0.0]`` when count is 1)."""
-    max_angle_deg = _finite("max_angle_deg", max_angle_deg)
+    max_angle_deg = finite_number("max_angle_deg", max_angle_deg)
     if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
         raise UserError(f"count must be an int of at least 1, got {count!r}")
     if count == 1:
@@ -178,6 +179,7 @@ def rotation_grid(max_angle_deg: float, count: int) -> list[float]:
 __all__ = [
     "affine_batch",
     "affine_matrices",
+    "finite_number",
     "random_spatial",
     "rotation_grid",
     "sample_spatial_params",
