@@ -420,6 +420,7 @@ def evaluate_exported(
         robustness_profile,
         worst_case_spatial_accuracy,
     )
+    from trainables.plugins import import_plugins
     from trainables.trial import eval_settings
 
     chosen = "none" if profile is None else str(profile)
@@ -427,6 +428,7 @@ def evaluate_exported(
         raise UserError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     target = _device(device)
     payload = read_exported(path)
+    import_plugins(payload.get("plugins", ()))
     config = TrialConfig.from_dict(dict(payload["config"]))
     if test_size is not None and (isinstance(test_size, bool) or int(test_size) < 1):
         raise UserError(f"test_size must be a positive number of images, got {test_size}")

@@ -94,6 +94,23 @@ def test_a_plugin_that_fails_names_its_line(tmp_path, monkeypatch):
         import_plugins(["broken_lab_plugin"])
 
 
+def test_a_refused_registration_points_at_the_plugins_line(tmp_path, monkeypatch):
+    (tmp_path / "taken_lab_plugin.py").write_text(
+        "from trainables.models import register_model\n\n"
+        "register_model('stdcnn')(lambda **kwargs: None)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"taken_lab_plugin.py:3: ValueError: model 'stdcnn' is"):
+        import_plugins(["taken_lab_plugin"])
+
+
+def test_a_misspelt_plugin_gets_a_did_you_mean(tmp_path, monkeypatch):
+    (tmp_path / "mylab.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="no module named 'mylba' here; did you mean 'mylab'"):
+        import_plugins(["mylba"])
+
+
 def test_a_plugin_missing_a_dependency_names_the_dependency(tmp_path, monkeypatch):
     (tmp_path / "needy_lab_plugin.py").write_text("import no_such_dependency_xyz\n")
     monkeypatch.chdir(tmp_path)
@@ -123,6 +140,8 @@ def test_a_plugin_model_trains_in_ray_workers_and_is_analysed_and_loaded_later(t
     )
     loaded = _run(tmp_path, "-c", load)
     assert loaded.returncode == 0 and "(3, 10)" in loaded.stdout, loaded.stderr
+    evaluated = _run(tmp_path, "-m", "tune_jobs", "evaluate", str(model_dir), "--profile", "none")
+    assert evaluated.returncode == 0 and "clean_acc" in evaluated.stdout, evaluated.stderr
 
     # where the plugin cannot be imported, one line says so
     elsewhere = tmp_path / "elsewhere"

@@ -422,3 +422,40 @@ def test_register_schedule_documents_its_contract():
     for text in ("(AxisConfig) -> Schedule", "kind", "non-decreasing", "SAMPLEABLE_SCHEDULE_KEYS"):
         assert text in doc
     assert "Raises: ValueError:" in doc
+
+
+# --------------------------------------------------------------------------------------------
+# What a plugin's builders return, caught where a user runs them
+# --------------------------------------------------------------------------------------------
+
+
+def _float_images(data_dir: Path, download: bool) -> ImageDataset:
+    images = torch.zeros(3, 1, 2, 2)  # float: ImageDataset wants uint8
+    labels = torch.zeros(3, dtype=torch.int64)
+    return ImageDataset(replace(INFO, name="reg-float"), images, labels, images, labels)
+
+
+def _a_tuple(data_dir: Path, download: bool):
+    return (torch.zeros(3, 1, 2, 2), torch.zeros(3))
+
+
+def test_a_loader_whose_data_is_refused_is_one_user_error():
+    from trainables.datasets import load_dataset
+
+    register_dataset("reg-float", replace(INFO, name="reg-float"))(_float_images)
+    register_dataset("reg-tuple", replace(INFO, name="reg-tuple"))(_a_tuple)
+    register_dataset("reg-other-info", replace(INFO, name="reg-other-info"))(_load)
+    with pytest.raises(UserError, match="dataset 'reg-float': what its loader returned is refused"):
+        load_dataset("reg-float")
+    with pytest.raises(UserError, match="must return an ImageDataset .*got tuple"):
+        load_dataset("reg-tuple")
+    with pytest.raises(UserError, match="with the registered DatasetInfo, got reg-tiny"):
+        load_dataset("reg-other-info")
+
+
+def test_a_job_with_a_plugin_model_of_wrong_logits_is_refused_before_launch():
+    from tune_jobs.spec import load_job
+
+    register_model("reg-wrong-logits", image_sizes=(28,), in_channels=(1,))(_wrong_logits)
+    with pytest.raises(UserError, match=r"model: model 'reg-wrong-logits' returned .*\(2, 10\)"):
+        load_job("quickstart", {"model": "reg-wrong-logits", "model_width": None})

@@ -386,7 +386,20 @@ def load_dataset(
     if not isinstance(download, bool):
         raise UserError(f"download must be true or false, got {download!r}")
     root = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
-    return entry.loader(root, download, **options)
+    try:
+        dataset = entry.loader(root, download, **options)
+    except UserError:
+        raise
+    except ValueError as exc:  # ImageDataset's checks of what a (plugin's) loader built
+        name = entry.info.name
+        raise UserError(f"dataset '{name}': what its loader returned is refused: {exc}") from None
+    if not isinstance(dataset, ImageDataset) or dataset.info != entry.info:
+        got = type(dataset).__name__ if not isinstance(dataset, ImageDataset) else dataset.info.name
+        raise UserError(
+            f"dataset '{entry.info.name}': its loader must return an ImageDataset with the "
+            f"registered DatasetInfo, got {got}"
+        )
+    return dataset
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ the current directory (as ``python -m`` would); on a cluster it must be importab
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
 import traceback
 from collections.abc import Iterable
+from pathlib import Path
 
 from trainables.errors import UserError
 
@@ -42,7 +44,8 @@ def import_plugins(modules: Iterable[str], where: str = "plugins") -> None:
 
     Raises:
         UserError: a module cannot be found, or raised an error while it was imported; the
-            message names the module and, for an error inside it, the line.
+            message names the module and, for an error inside it, its own line (a refused
+            ``register_*`` call, say).
     """
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -53,13 +56,28 @@ def import_plugins(modules: Iterable[str], where: str = "plugins") -> None:
         except ModuleNotFoundError as exc:
             if exc.name != name and not name.startswith(f"{exc.name}."):
                 raise UserError(f"{where}: importing {name!r} failed: {exc}") from None
+            local = sorted(p.stem for p in Path(cwd).glob("*.py"))
+            close = difflib.get_close_matches(name, local, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise UserError(
-                f"{where}: no module named {name!r} here; make it importable (pip install it, "
-                "or run from its folder or add the folder to PYTHONPATH)"
+                f"{where}: no module named {name!r} here; {hint}make it importable (pip install "
+                "it, or run from its folder or add the folder to PYTHONPATH)"
             ) from None
         except Exception as exc:  # the plugin's own error: point at its line
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            frame = _users_frame(traceback.extract_tb(exc.__traceback__))
             raise UserError(
                 f"{where}: importing {name!r} failed at {frame.filename}:{frame.lineno}: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
+
+
+_PACKAGES = Path(__file__).resolve().parents[1]
+_OURS = tuple(str(_PACKAGES / p) for p in ("trainables", "search_spaces", "tune_jobs", "analysis"))
+
+
+def _users_frame(frames: traceback.StackSummary) -> traceback.FrameSummary:
+    """The innermost frame in the user's code: neither cusp-tune's nor the import machinery's."""
+    for frame in reversed(frames):
+        if not frame.filename.startswith((*_OURS, "<frozen")):
+            return frame
+    return frames[-1]

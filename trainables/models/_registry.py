@@ -78,6 +78,11 @@ class ModelSpec:
     channels_last: bool = True
     description: str = ""
 
+    @property
+    def shipped(self) -> bool:
+        """Whether the model comes with cusp-tune (not from a user's plugin)."""
+        return (getattr(self.builder, "__module__", None) or "").startswith("trainables.")
+
     def supports(self, in_channels: int, image_size: int) -> bool:
         """Whether ``(in_channels, image_size x image_size)`` inputs are supported."""
         return in_channels in self.in_channels and image_size in self.image_sizes
@@ -259,7 +264,7 @@ def build_model(
         raise UserError(
             f"model {name!r}: its builder returned a {type(model).__name__}, not a torch.nn.Module"
         )
-    if not (getattr(spec.builder, "__module__", None) or "").startswith("trainables."):
+    if not spec.shipped:
         _check_logits(name, model, in_channels, num_classes, size)
     return model
 
