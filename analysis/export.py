@@ -142,22 +142,10 @@ def _rebuild(config: Mapping[str, Any], plugins: Sequence[str] = ()) -> nn.Modul
     """The untrained model a trial config describes (CPU, the trial's architecture), after
     importing the job's ``plugins`` (its own models and datasets)."""
     from trainables.config import TrialConfig
-    from trainables.datasets import dataset_info
-    from trainables.models import build_model
     from trainables.plugins import import_plugins
 
     import_plugins(plugins)
-    trial = TrialConfig.from_dict(dict(config))
-    info = dataset_info(trial.dataset)
-    return build_model(
-        trial.model,
-        info.channels,
-        info.num_classes,
-        info.image_size,
-        mean=info.mean,
-        std=info.std,
-        **trial.model_options,
-    )
+    return TrialConfig.from_dict(dict(config)).build_model()
 
 
 def _export_one(

@@ -15,13 +15,18 @@ import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainables.curriculum import Curriculum, curriculum_from_config
 from trainables.curriculum import curriculum_keys as curriculum_keys_known
 from trainables.datasets import dataset_info
 from trainables.errors import UserError
-from trainables.models import get_model_spec
+from trainables.models import build_model, get_model_spec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from trainables.datasets import DatasetInfo
 
 CURRICULUM_PREFIXES = ("theta_", "eps_", "translate_")
 LR_SCHEDULES = ("multistep", "cosine", "constant")
@@ -132,6 +137,20 @@ class TrialConfig:
     @property
     def model_options(self) -> dict[str, Any]:
         return {} if self.model_width is None else {"width": self.model_width}
+
+    def build_model(self, info: DatasetInfo | None = None) -> nn.Module:
+        """The untrained model these settings describe (``trainables.models.build_model``), for
+        the input shape, classes and normalisation of ``info`` (default: the dataset's)."""
+        info = info or dataset_info(self.dataset)
+        return build_model(
+            self.model,
+            info.channels,
+            info.num_classes,
+            info.image_size,
+            mean=info.mean,
+            std=info.std,
+            **self.model_options,
+        )
 
     def build_curriculum(self) -> Curriculum:
         """The curriculum these settings describe (budgets scaled to the dataset's eps scale)."""

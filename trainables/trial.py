@@ -26,7 +26,7 @@ from trainables.evaluation import (
     invariance_profile,
     robustness_profile,
 )
-from trainables.models import build_model, export_model
+from trainables.models import export_model
 from trainables.training import (
     AttackSettings,
     build_lr_scheduler,
@@ -108,15 +108,7 @@ class Trial:
         self.eval = eval_settings(config, dataset)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.model = build_model(
-                config.model,
-                self.info.channels,
-                self.info.num_classes,
-                self.info.image_size,
-                mean=self.info.mean,
-                std=self.info.std,
-                **config.model_options,
-            )
+            self.model = config.build_model(self.info)
         autotune_convolutions(self.device)
         accelerate(
             self.model, self.device, channels_last=config.uses_channels_last, compile=config.compile

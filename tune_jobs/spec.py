@@ -73,7 +73,7 @@ from trainables.evaluation import (
     adversarial_profile_key,
     spatial_profile_key,
 )
-from trainables.models import build_model, get_model_spec
+from trainables.models import get_model_spec
 from trainables.plugins import check_plugins, import_plugins
 from tune_jobs._overrides import load_yaml_mapping
 
@@ -756,9 +756,8 @@ class JobSpec:
         trial = dict(self.trial)
         trial["model"] = self.models[0]
         trial["checkpoint_every"] = self.checkpoint.every
-        config = self._trial_for(trial, 0)
-        for index in range(1, len(self.models)):
-            self._trial_for({**trial, "model": self.models[index]}, index)
+        configs = [self._trial_for({**trial, "model": m}, i) for i, m in enumerate(self.models)]
+        config = configs[0]
         # canonical values: the dataset's registry name, numbers coerced to their field types,
         # keys in TrialConfig's field order (then the curriculum keys as given); a key the grid
         # sets is not filled in, or to_dict would write it as fixed too
@@ -768,7 +767,7 @@ class JobSpec:
         canonical.update({key: value for key, value in trial.items() if key not in canonical})
         canonical["dataset"] = dataset_info(config.dataset).name
         object.__setattr__(self, "trial", canonical)
-        self._check_plugin_models(config)
+        self._check_plugin_models(configs)
         self._validate_objectives(config)
         self._validate_scheduler(config)
         self._validate_profile_objectives(config)
@@ -788,28 +787,16 @@ class JobSpec:
         except UserError as exc:
             raise _with_path(exc, homes, "training") from None
 
-    def _check_plugin_models(self, config: TrialConfig) -> None:
-        """Build each model of a plugin once (``build_model`` checks its logits' shape), so
-        a broken one fails here rather than in every trial; shipped models are tested."""
-        info = dataset_info(config.dataset)
-        for index, model in enumerate(self.models):
-            spec = get_model_spec(model)
-            if spec.shipped:
+    def _check_plugin_models(self, configs: list[TrialConfig]) -> None:
+        """Build each plugin model once (``build_model`` checks its logits' shape), so a broken
+        one fails here rather than in every trial; shipped models are tested."""
+        for index, config in enumerate(configs):
+            if get_model_spec(config.model).shipped:
                 continue
-            width = self.trial.get("model_width")
-            options = {"width": width} if width is not None and "width" in spec.options else {}
-            where = "model" if len(self.models) == 1 else f"model[{index}]"
             try:
-                build_model(
-                    model,
-                    info.channels,
-                    info.num_classes,
-                    info.image_size,
-                    mean=info.mean,
-                    std=info.std,
-                    **options,
-                )
+                config.build_model()
             except UserError as exc:
+                where = "model" if len(configs) == 1 else f"model[{index}]"
                 raise UserError(f"{where}: {exc}") from None
 
     def _validate_objectives(self, config: TrialConfig) -> None:
