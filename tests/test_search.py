@@ -114,6 +114,32 @@ def _wait_for_mid_search(experiment: Path, epochs: int, process, timeout: float 
     pytest.fail("the search never reached a state with finished and running trials")
 
 
+def _mtimes(paths) -> list[float]:
+    """Modification times of the files that still exist (Ray deletes old checkpoints)."""
+    times = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            times.append(path.stat().st_mtime)
+    return times
+
+
+def _wait_for_saved_checkpoint(experiment: Path, epochs: int, process, timeout=300.0) -> Path:
+    """Wait until an unfinished trial has a checkpoint older than Ray Tune's newest state
+    snapshot, which resume restores it from (a newer checkpoint the snapshot has not seen yet
+    would be ignored: the trial would start again); return that trial's directory."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        snapshot = max(_mtimes(experiment.glob("experiment_state-*.json")), default=None)
+        for directory in _trial_dirs(experiment) if snapshot is not None else []:
+            checkpoints = _mtimes(directory.glob("checkpoint_*/trial.pt"))
+            reported = _epochs(directory)
+            if reported and reported[-1] < epochs and checkpoints and min(checkpoints) < snapshot:
+                return directory
+        time.sleep(0.05)
+    pytest.fail("no unfinished trial had a checkpoint that Ray Tune's state had saved")
+
+
 def _resume(experiment: Path, returncode: int = 0) -> subprocess.CompletedProcess:
     """``cusp-tune resume`` in a fresh process; it must end with ``returncode`` (1: a trial
     failed)."""
@@ -366,13 +392,11 @@ def test_truncated_checkpoint_fails_only_its_trial_on_resume(tmp_path):
     experiment = tmp_path / "truncated"
     process = _launch_subprocess(tmp_path, "truncated", epochs)
     try:
-        _wait_for_mid_search(experiment, epochs, process)
+        victim = _wait_for_saved_checkpoint(experiment, epochs, process)
         _kill_session(process, signal.SIGKILL)
     finally:
         if process.poll() is None:
             _kill_session(process, signal.SIGKILL)
-    midway = [d for d in _known_trial_dirs(experiment) if _epochs(d) and _epochs(d)[-1] < epochs]
-    victim = next(d for d in midway if any(d.glob("checkpoint_*/trial.pt")))
     for checkpoint in victim.glob("checkpoint_*/trial.pt"):
         checkpoint.write_bytes(checkpoint.read_bytes()[:100])
 
