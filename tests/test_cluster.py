@@ -23,7 +23,9 @@ TINY = {
 }
 
 
-def _launch(address: str, storage: Path, name: str, **sets) -> subprocess.Popen:
+def _launch(
+    address: str, storage: Path, name: str, cwd: Path | None = None, **sets
+) -> subprocess.Popen:
     args = [
         sys.executable,
         "-m",
@@ -41,7 +43,7 @@ def _launch(address: str, storage: Path, name: str, **sets) -> subprocess.Popen:
         args += ["--set", f"{key}={value}"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     return subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
     )
 
 
@@ -115,3 +117,35 @@ def test_killed_worker_node_fails_over_from_the_last_checkpoint(cluster, tmp_pat
     assert epochs_reported[-1] == epochs
     assert epochs_reported.count(1) == 1, epochs_reported  # continued from its checkpoint
     assert len({r["node_id"] for r in reports}) == 2  # moved to the surviving node
+
+
+def test_launch_with_an_address_ships_the_plugins_of_the_current_directory(cluster, tmp_path):
+    """The cluster's other machines lack the user's folder: its plugins travel with the
+    connection. (Here every node shares this machine's disk, so the trial workers could also
+    import the plugin from the driver's folder; what is checked is that the shipped copy is on
+    their path as well.)"""
+    cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    log = tmp_path / "imports.jsonl"
+    (lab / "shipext.py").write_text(
+        "import json, os, sys\n"
+        f"with open({str(log)!r}, 'a') as out:\n"
+        "    out.write(json.dumps({'pid': os.getpid(), 'path': sys.path}) + '\\n')\n"
+    )
+    sets = {"search.trials": 2, "training.epochs": 1, "plugins": "[shipext]"}
+    process = _launch(cluster.address, tmp_path / "results", "shipped", cwd=lab, **sets)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output
+    assert "2 of 2 trials completed" in output
+    imports = [json.loads(line) for line in log.read_text().splitlines()]
+    workers = [entry for entry in imports if entry["pid"] != process.pid]
+    assert workers, imports
+    for entry in workers:
+        shipped = [
+            Path(folder)
+            for folder in entry["path"]
+            if "py_modules_files" in folder and (Path(folder) / "shipext.py").is_file()
+        ]
+        assert shipped and all(folder != lab for folder in shipped), entry["path"]

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from trainables.errors import UserError
-from trainables.plugins import check_plugins, import_plugins
+from trainables.plugins import check_plugins, import_plugins, local_plugin_paths
 
 PLUGIN = textwrap.dedent(
     '''
@@ -165,3 +165,38 @@ def test_train_imports_the_plugins_of_a_trial_file(tmp_path):
     trained = _run(tmp_path, "-m", "tune_jobs", "train", "trial.yaml")
     assert trained.returncode == 0, trained.stderr
     assert "training lab-mlp on synthetic-digits" in trained.stdout
+
+
+def test_local_plugin_paths_are_the_plugins_that_live_in_the_current_directory(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "labmod.py").write_text("")
+    (tmp_path / "labpkg").mkdir()
+    (tmp_path / "labpkg" / "__init__.py").write_text("")
+    (tmp_path / "labpkg" / "schedules.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    found = local_plugin_paths(["labmod", "labpkg.schedules", "labpkg", "json", "nowhere"])
+    assert found == [tmp_path.resolve() / "labmod.py", tmp_path.resolve() / "labpkg"]
+
+
+def test_a_plugin_too_big_to_ship_to_a_cluster_is_one_line(tmp_path, monkeypatch):
+    import ray
+
+    from tune_jobs import runner
+
+    (tmp_path / "labmod.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(runner, "_check_reachable", lambda address: None)
+    shipped = {}
+
+    def refuse(**kwargs):
+        shipped.update(kwargs.get("runtime_env") or {})
+        raise ValueError("Package size (600.00MiB) exceeds the maximum size of 512.00MiB.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(UserError, match="the plugins cannot be sent to the cluster: Package size"):
+        runner.connect("10.0.0.1:6379", ["labmod"])
+    assert shipped == {"py_modules": [str(tmp_path.resolve() / "labmod.py")]}

@@ -4,7 +4,9 @@ A registration made in one Python process is invisible to every other one: to Ra
 workers, to a later ``resume`` and to ``analyze``. So a job lists the modules that make its
 registrations (``plugins: [my_models]``), and every process that builds or reads the job imports
 them first, with :func:`import_plugins`. A plugin is a module name, found on ``sys.path`` or in
-the current directory (as ``python -m`` would); on a cluster it must be importable on every node.
+the current directory (as ``python -m`` would). On a cluster it must be importable on every node:
+the runner sends the ones in the current directory (:func:`local_plugin_paths`) with the
+connection or the submitted job; installed ones must be installed on the nodes too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from trainables.errors import UserError
 
-__all__ = ["check_plugins", "import_plugins"]
+__all__ = ["check_plugins", "import_plugins", "local_plugin_paths"]
 
 
 def check_plugins(value: object, where: str = "plugins") -> tuple[str, ...]:
@@ -69,6 +71,32 @@ def import_plugins(modules: Iterable[str], where: str = "plugins") -> None:
                 f"{where}: importing {name!r} failed at {frame.filename}:{frame.lineno}: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
+
+
+def local_plugin_paths(modules: Iterable[str]) -> list[Path]:
+    """The files or package folders of the plugins in ``modules`` that live in the current
+    directory (what a cluster's other machines lack); installed plugins are left out.
+
+    A module ``lab_models`` found as ``./lab_models.py`` gives that file; ``lab.schedules`` found
+    in the package ``./lab/`` gives the folder ``./lab``.
+    """
+    import importlib.util
+
+    cwd = Path.cwd().resolve()
+    if str(cwd) not in sys.path:
+        sys.path.append(str(cwd))
+    paths: list[Path] = []
+    for name in modules:
+        found = importlib.util.find_spec(name.split(".")[0])
+        if found is None or not found.origin:
+            continue
+        origin = Path(found.origin).resolve()
+        if cwd not in origin.parents:
+            continue
+        path = origin.parent if origin.name == "__init__.py" else origin
+        if path not in paths:
+            paths.append(path)
+    return paths
 
 
 _PACKAGES = Path(__file__).resolve().parents[1]

@@ -25,6 +25,7 @@ import yaml
 from analysis.experiment import has_scheduler
 from analysis.pareto import non_dominated
 from trainables.errors import UserError
+from trainables.plugins import local_plugin_paths
 from tune_jobs._optuna import JOURNAL_FILE, JournaledOptunaSearch, sync_journal
 from tune_jobs.schedulers import SchedulerStateCallback, make_scheduler
 
@@ -52,17 +53,24 @@ class SearchOutcome:
     failed: int = 0  # trials that ended with an error
 
 
-def connect(address: str | None = None) -> None:
+def connect(address: str | None = None, plugins: Iterable[str] = ()) -> None:
     """Connect to the cluster at ``address`` (or ``RAY_ADDRESS``), or start a local Ray.
 
-    A local Ray serves no dashboard web UI. A ``host:port`` or ``ray://host:port`` address is
-    first checked to accept connections (Ray itself retries an unreachable one for minutes).
+    The ``plugins`` that live in the current directory travel to the cluster's nodes with the
+    connection (Ray's ``py_modules``), so its other machines can import them; installed ones
+    must be installed there too. A local Ray serves no dashboard web UI. A ``host:port`` or
+    ``ray://host:port`` address is first checked to accept connections (Ray itself retries an
+    unreachable one for minutes).
+
     Ray stays connected afterwards (``ray.shutdown()`` ends it), and later calls in the process
-    use that connection; asking one of them for another ``address`` is an error.
+    use that connection; asking one of them for another ``address`` is an error. A script that
+    connects by itself sends its plugins with
+    ``ray.init(address, runtime_env={"py_modules": local_plugin_paths(plugins)})``.
 
     Raises:
         UserError: the address is malformed, an http:// job server, unreachable, or differs
-            from the cluster this process is already connected to.
+            from the cluster this process is already connected to; or the plugins exceed the
+            size Ray sends with a connection (512 MiB).
     """
     import ray
 
@@ -83,7 +91,9 @@ def connect(address: str | None = None) -> None:
     try:
         if address:
             _check_reachable(address)
-            ray.init(address=address, log_to_driver=False)
+            shipped = [str(path) for path in local_plugin_paths(plugins)]
+            runtime_env = {"py_modules": shipped} if shipped else None
+            ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
         else:
             # "local": a new instance of our own, never whatever cluster runs on the machine.
             ray.init(
@@ -92,7 +102,9 @@ def connect(address: str | None = None) -> None:
                 include_dashboard=False,
                 log_to_driver=False,
             )
-    except ValueError as exc:  # Ray's parsing of the address
+    except ValueError as exc:  # Ray's parsing of the address, or a plugin too big to ship
+        if str(exc).startswith("Package size"):
+            raise UserError(f"the plugins cannot be sent to the cluster: {exc}") from None
         raise UserError(
             f"--address {address!r} is not a Ray address ({exc}); give HOST:PORT, "
             "ray://HOST:PORT or auto"
@@ -144,7 +156,7 @@ def _connect_and_check(spec: JobSpec, address: str | None) -> None:
     import ray
 
     starts_local = not (address or os.environ.get("RAY_ADDRESS") or ray.is_initialized())
-    connect(address)
+    connect(address, spec.plugins)
     if starts_local:
         check_resources(spec)
 
@@ -720,17 +732,7 @@ def _ship_local_plugins(plugins: Iterable[str], workdir: Path) -> None:
     """Copy each plugin found in the current directory (a module file or a package folder)
     into ``workdir``, which Ray puts on every worker's ``sys.path``; installed plugins are left
     to the cluster's environment."""
-    import importlib.util
-
-    cwd = Path.cwd().resolve()
-    for name in plugins:
-        found = importlib.util.find_spec(name.split(".")[0])
-        if found is None or not found.origin:
-            continue
-        origin = Path(found.origin).resolve()
-        if cwd not in origin.parents:
-            continue
-        source = origin.parent if origin.name == "__init__.py" else origin
+    for source in local_plugin_paths(plugins):
         target = workdir / source.name
         if source.is_dir():
             ignore = shutil.ignore_patterns("__pycache__")
