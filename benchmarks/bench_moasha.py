@@ -204,6 +204,51 @@ It ends about 3 points higher than the shipped stopping type (71.8 against 68.7 
 3), but it still needs more than half of the epochs to match. It is not shipped: in Ray Tune it
 would pause trials through checkpoints and keep their Optuna trials RUNNING until the end of the
 search, for a gain within two standard errors.
+
+Reading B of the target: the same number of trials (``--same-trials``, 0.7 min on 2 cores).
+Everything above gives every method the same *epochs* (reading A). Read instead as "the same
+trials, at most 40 % of the epochs", both searches run the same ``N`` trials (``simulate(...,
+max_trials=N)``, each until all ``N`` have ended, nothing cut): no early stopping spends ``N *
+27`` epochs, MO-ASHA fewer, and the question is whether it keeps the final HV. With the random
+sampler both draw the same ``N`` configs in the same order (checked per seed: "same" is how many
+of the first configs agree, on average), so MO-ASHA completes a subset of no early stopping's
+trials and can at best tie; with TPE the first 13-24 agree (13.6 on average), then they differ.
+Seeds 0-11 (main table) and 12-47 (``--validate``'s); "epochs": MO-ASHA's, % of ``N * 27``,
+mean (min-max over seeds); HV: final, as above, mean +- sd; "diff": MO-ASHA's minus no early
+stopping's per seed, mean +- standard error; ">=": seeds on which MO-ASHA's final HV is at least
+no early stopping's; "front": no early stopping's front members (Pareto-optimal on true values
+among its ``N`` trials) that MO-ASHA stopped early, of the front's size (random sampler only);
+"full": MO-ASHA's trials run to the last epoch (means per seed)::
+
+    N = 32 trials each, no early stopping 864 epochs; 4 workers, grace 1, eta 3
+    sampler  seeds  epochs        HV no ES     HV MO-ASHA   diff +- se   >=    same  front    full
+    random   0-11   27% (18-41%)  59.6 +- 7.2  56.0 +- 8.1  -3.6 +- 1.3  2/12  32.0  1.4/4.7  6.6
+    random   12-47  24% (12-40%)  58.3 +- 6.8  53.6 +- 6.9  -4.7 +- 1.1  4/36  32.0  1.8/4.6  5.8
+    random   0-47   24% (12-41%)  58.6 +- 6.8  54.2 +- 7.2  -4.4 +- 0.9  6/48  32.0  1.7/4.6  6.0
+    TPE      0-11   33% (21-45%)  64.5 +- 4.7  58.9 +- 5.5  -5.6 +- 1.6  2/12  13.3  -        8.4
+    TPE      12-47  30% (14-52%)  63.8 +- 5.3  55.3 +- 6.7  -8.5 +- 1.2  2/36  13.7  -        7.6
+    TPE      0-47   31% (14-52%)  64.0 +- 5.1  56.2 +- 6.6  -7.8 +- 1.0  4/48  13.6  -        7.8
+
+    N = 64 trials each, no early stopping 1728 epochs; 4 workers, grace 1, eta 3
+    sampler  seeds  epochs        HV no ES     HV MO-ASHA   diff +- se   >=    same  front    full
+    random   0-11   22% (17-27%)  65.3 +- 4.8  63.2 +- 5.0  -2.1 +- 0.7  4/12  64.0  1.9/6.8  9.8
+    random   12-47  19% (10-27%)  66.5 +- 4.6  59.7 +- 6.7  -6.8 +- 1.1  2/36  64.0  3.1/6.4  8.0
+    random   0-47   20% (10-27%)  66.2 +- 4.6  60.6 +- 6.5  -5.7 +- 0.9  6/48  64.0  2.8/6.5  8.5
+    TPE      0-11   28% (16-40%)  71.4 +- 5.1  65.0 +- 3.8  -6.4 +- 1.1  0/12  13.3  -        13.5
+    TPE      12-47  27% (12-39%)  71.7 +- 4.4  63.0 +- 6.2  -8.7 +- 1.3  4/36  13.7  -        12.8
+    TPE      0-47   27% (12-40%)  71.6 +- 4.5  63.5 +- 5.7  -8.1 +- 1.0  4/48  13.6  -        13.0
+
+Reading B is **not met either**, the other way round: MO-ASHA spends about a quarter of the
+epochs (24 % random, 31 % TPE at 32 trials; more than 40 % on 1 and 9 of the 48 seeds), but it
+ends 4.4 +- 0.9 (random) and 7.8 +- 1.0 (TPE) points *below* no early stopping, and ties or beats
+it on 6 and 4 of 48 seeds. With the same configs the loss is exactly the front members it stops:
+1.7 of 4.6 per seed (the 6 ties are the seeds where it stopped none; the rungs at 1, 3 and 9
+epochs see noisy, partly deceptive curves and few records). TPE loses more, likely because
+it learns from the ~8 trials MO-ASHA completes (the stopped ones are PRUNED, without values)
+instead of 32. A larger search does not close the gap (64 trials: 20 % and 27 % of the epochs,
+-5.7 +- 0.9 and -8.1 +- 1.0 points). So MO-ASHA's advantage on this problem comes from running
+more trials in the same epochs (reading A: 68.7 against 64.5 with the whole budget), not from
+stopping the same trials early without loss.
 """
 
 from __future__ import annotations
@@ -369,6 +414,9 @@ class Trace:
     stopped: int = 0
     wall_s: float = 0.0
     front: list[np.ndarray] = field(default_factory=list)  # true values of completed trials
+    spent: int = 0  # epochs spent in all (set by simulate)
+    configs: list[dict] = field(default_factory=list)  # every trial's config, in start order
+    full: list[bool] = field(default_factory=list)  # per trial: ran to its last epoch
 
     def complete(self, spent: int, values: np.ndarray, front_hv: float) -> None:
         """Record a trial that completed its last epoch once ``spent`` epochs were spent, with
@@ -400,6 +448,7 @@ def simulate(
     grace: int,
     eta: float,
     front_hv: float,
+    max_trials: int | None = None,
 ) -> Trace:
     """Run ``method`` on ``problem`` with ``workers`` simulated asynchronous workers (see the
     module docstring).
@@ -407,7 +456,8 @@ def simulate(
     Without early stopping the run has ``budget // problem.epochs`` trials and runs them all to
     their last epoch (exactly ``budget`` epochs); with it, trials start while fewer than
     ``budget`` epochs were spent and the run ends when ``budget`` is reached, cutting the trials
-    still running.
+    still running. ``max_trials`` (``--same-trials``) caps the trials started, with or without
+    early stopping; the run then also ends when they have all ended.
     """
     from types import SimpleNamespace
 
@@ -423,7 +473,9 @@ def simulate(
     events: list[tuple[float, int, str, int]] = []  # (time, tie-break, trial id, epoch)
     spent = 0
     counter = 0
-    max_trials = budget // problem.epochs if method.scheduler == "none" else None
+    if max_trials is None and method.scheduler == "none":
+        max_trials = budget // problem.epochs
+    done: set[str] = set()  # trials that ran to their last epoch
 
     def start(now: float) -> None:
         nonlocal counter
@@ -452,9 +504,13 @@ def simulate(
         if epoch < problem.epochs:
             trace.stopped += 1
         else:
+            done.add(trial_id)
             trace.complete(spent, problem.target(configs[trial_id]), front_hv)
         if spent < budget and (max_trials is None or len(configs) < max_trials):
             start(now)
+    trace.spent = spent
+    trace.configs = list(configs.values())
+    trace.full = [trial_id in done for trial_id in configs]
     trace.wall_s = time.perf_counter() - began
     return trace
 
@@ -1186,9 +1242,134 @@ def run_workers() -> str:
     return "\n\n".join(sections)
 
 
+SAME_TRIALS = (  # --same-trials: trials per search, then the seed groups (main table, fresh)
+    (32, (range(12), range(12, 48))),
+    (64, (range(12), range(12, 48))),
+)
+SAME_TRIALS_PAIRS = (("random", "random + moasha"), ("none", "moasha"))  # (baseline, MO-ASHA)
+
+
+@dataclass(frozen=True)
+class SameTrials:
+    """One seed of ``--same-trials``: no early stopping and MO-ASHA, each with ``N`` trials."""
+
+    spent_share: float  # epochs MO-ASHA spent / N * epochs (no early stopping's)
+    hv_none: float  # final HV, % of the true front's
+    hv_moasha: float
+    same_prefix: int  # how many of the first configs the two searches drew identically
+    front: int  # no early stopping's front: Pareto-optimal (true values) among its N trials
+    front_stopped: int | None  # of those, stopped early by MO-ASHA (None: configs differ)
+    full: int  # MO-ASHA's trials run to their last epoch
+
+
+def same_trials_seed(
+    pair: Sequence[str], settings: Settings, seed: int, front_hv: float | None = None
+) -> SameTrials:
+    """No early stopping and MO-ASHA (``pair``: the two :data:`METHODS` names) with the same
+    ``settings.trials`` trials each, on one seed: each runs until all its trials have ended.
+    ``front_hv``: the true front's hypervolume (computed when not given)."""
+    from tune_jobs._mo_ranking import non_dominated_fronts
+
+    problem = SyntheticCurricula(epochs=settings.epochs)
+    front_hv = front_hv or true_front_hypervolume(problem)
+    base, ours = (
+        simulate(
+            next(method for method in METHODS if method.name == name),
+            problem,
+            seed,
+            settings.budget,
+            settings.workers,
+            settings.grace,
+            settings.eta,
+            front_hv,
+            max_trials=settings.trials,
+        )
+        for name in pair
+    )
+    n = settings.trials
+    assert len(base.configs) == len(ours.configs) == n and all(base.full)
+    assert ours.trials == n and ours.spent <= settings.budget  # every trial ended, none cut
+    same = next((i for i in range(n) if base.configs[i] != ours.configs[i]), n)
+    values = np.array([problem.target(config) for config in base.configs])
+    front = np.flatnonzero(non_dominated_fronts(values) == 0)
+    return SameTrials(
+        spent_share=ours.spent / settings.budget,
+        hv_none=base.hypervolume[-1],
+        hv_moasha=ours.hypervolume[-1],
+        same_prefix=same,
+        front=len(front),
+        front_stopped=sum(not ours.full[i] for i in front) if same == n else None,
+        full=sum(ours.full),
+    )
+
+
+def run_same_trials() -> str:
+    """Reading B of the target (``--same-trials``): no early stopping and MO-ASHA run the same
+    number of trials ``N``; how many epochs MO-ASHA spends on them, against ``N * epochs``, and
+    the final HV of each, paired by seed. With the random sampler both draw the same ``N``
+    configs (checked), so MO-ASHA's loss is exactly the front members it stopped."""
+    header = [
+        "sampler",
+        "seeds",
+        "epochs",
+        "HV no ES",
+        "HV MO-ASHA",
+        "diff +- se",
+        ">=",
+        "same",
+        "front",
+        "full",
+    ]
+    front_hv = true_front_hypervolume(SyntheticCurricula(epochs=Settings().epochs))
+    sections = []
+    for trials, groups in SAME_TRIALS:
+        settings = Settings(trials=trials)
+        rows = [header]
+        for pair in SAME_TRIALS_PAIRS:
+            by_seed = {
+                seed: same_trials_seed(pair, settings, seed, front_hv)
+                for seeds in groups
+                for seed in seeds
+            }
+            for seeds in (*groups, range(groups[0][0], groups[-1][-1] + 1)):
+                found = [by_seed[seed] for seed in seeds]
+                share = [100 * f.spent_share for f in found]
+                diff = [f.hv_moasha - f.hv_none for f in found]
+                stopped = [f.front_stopped for f in found]
+                rows.append(
+                    [
+                        "random" if pair[0] == "random" else "TPE",
+                        f"{seeds[0]}-{seeds[-1]}",
+                        f"{statistics.mean(share):.0f}% ({min(share):.0f}-{max(share):.0f}%)",
+                        _fmt([f.hv_none for f in found]),
+                        _fmt([f.hv_moasha for f in found]),
+                        f"{statistics.mean(diff):+.1f} +- "
+                        f"{statistics.stdev(diff) / math.sqrt(len(diff)):.1f}",
+                        f"{sum(d >= 0 for d in diff)}/{len(diff)}",
+                        f"{statistics.mean(f.same_prefix for f in found):.1f}",
+                        "-"
+                        if None in stopped
+                        else f"{statistics.mean(stopped):.1f}/"
+                        f"{statistics.mean(f.front for f in found):.1f}",
+                        f"{statistics.mean(f.full for f in found):.1f}",
+                    ]
+                )
+                print(f"N={trials}  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
+        heading = (
+            f"N = {trials} trials each, no early stopping {settings.budget} epochs; "
+            f"{settings.workers} workers, grace {settings.grace}, eta {settings.eta:g}"
+        )
+        sections.append("\n".join([heading, *lines]))
+    return "\n\n".join(sections)
+
+
 def main() -> int:
     """``python -m benchmarks.bench_moasha [--quick | --variants | --validate | --budgets |
-    --promotion | --workers]``.
+    --promotion | --workers | --same-trials]``.
 
     ``--variants``: every entry of :func:`variants` on seeds 0-11 (6-8 min);
     ``--validate``: the shipped rule, eps-net and HV contribution on fresh seeds 12-47;
@@ -1196,7 +1377,9 @@ def main() -> int:
     81-epoch trials;
     ``--promotion``: ASHA's promotion type (pause and resume) on seeds 0-11;
     ``--workers``: the shipped rule, noise-free curves and oracle rungs with 1, 2, 4 and 8
-    workers on seeds 0-11.
+    workers on seeds 0-11;
+    ``--same-trials``: no early stopping and MO-ASHA with the same number of trials (32 and
+    64), random sampler and TPE, on seeds 0-47.
     """
     studies = {
         "--variants": lambda: run_variants(variants(), range(12), Settings()),
@@ -1206,6 +1389,7 @@ def main() -> int:
         "--budgets": run_budgets,
         "--promotion": lambda: run_variants(promotion_variants(), range(12), Settings()),
         "--workers": run_workers,
+        "--same-trials": run_same_trials,
     }
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_moasha",
@@ -1216,7 +1400,7 @@ def main() -> int:
     for flag in studies:
         group.add_argument(flag, action="store_true", help="the study of that name (see above)")
     args = parser.parse_args()
-    chosen = [study for flag, study in studies.items() if getattr(args, flag.removeprefix("--"))]
+    chosen = [study for flag, study in studies.items() if getattr(args, flag[2:].replace("-", "_"))]
     if chosen:
         import optuna
 
