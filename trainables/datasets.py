@@ -385,7 +385,13 @@ def load_dataset(
             )
     if not isinstance(download, bool):
         raise UserError(f"download must be true or false, got {download!r}")
-    root = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    if isinstance(data_dir, str) and not data_dir.strip():
+        raise UserError(
+            "data_dir is empty; give the directory that holds the datasets, or leave it out "
+            f"(null) for the default (${DATA_DIR_ENV} or {_DEFAULT_DATA_DIR})"
+        )
+    # Absolute, so that messages show where a relative data_dir was looked for (the cwd counts).
+    root = (default_data_dir() if data_dir is None else Path(data_dir).expanduser()).absolute()
     try:
         dataset = entry.loader(root, download, **options)
     except UserError:
@@ -788,9 +794,15 @@ CIFAR10_INFO = DatasetInfo(
 
 
 def _one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (torchvision's can span several)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """An exception's message on one line: its first line, or its lines joined when the first
+    only announces the rest (torchvision's "Error downloading x.gz:" and the mirrors' errors)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        joined = " ".join(lines)
+        return joined if len(joined) <= 300 else f"{joined[:297]}..."
+    return lines[0]
 
 
 # What torchvision's classes raise on missing, unreadable or undownloadable files: besides
@@ -856,15 +868,82 @@ def _file_problem(cls: type, where: Path) -> str | None:
     return next((problem for problem in problems if problem), None)
 
 
+def _complete_here(names: list[str], folder: Path) -> bool:
+    """Whether ``folder`` holds every one of ``names`` (unpacked or as ``<name>.gz``)."""
+    try:
+        return folder.is_dir() and all(
+            (folder / name).is_file() or (folder / f"{name}.gz").is_file() for name in names
+        )
+    except OSError:  # unreadable folder: not where the data is
+        return False
+
+
+def _child_dirs(root: Path, limit: int = 1000) -> list[Path]:
+    """The sub-directories of ``root`` (at most ``limit`` entries looked at), sorted."""
+    try:
+        with os.scandir(root) as entries:
+            found = []
+            for count, entry in enumerate(entries):
+                if count >= limit:
+                    break
+                if entry.is_dir():
+                    found.append(Path(entry.path))
+        return sorted(found)
+    except OSError:
+        return []
+
+
+def _where_it_is(info: DatasetInfo, cls: type, root: Path, folder: str) -> str | None:
+    """What to change when none of the files is in ``root / folder`` but the data is close by.
+
+    Users who fetched a dataset themselves point ``data_dir`` at the folder of the files (the
+    child of the right one), at the parent of the right one, or at a sibling dataset's folder;
+    or keep CIFAR-10's archive packed. Each gets the ``data_dir`` that works, or what to move.
+    """
+    archive = getattr(cls, "filename", None)  # CIFAR: the downloaded tar.gz
+    if archive and (root / archive).is_file():
+        return (
+            f"{info.name} in {root} is still packed in {archive}; extract it there "
+            f"(tar xzf {root / archive} -C {root}), or set download=true to have torchvision "
+            f"check and extract it"
+        )
+    names = _expected_files(cls)
+    where = root / folder
+    depth = len(Path(folder).parts)
+    around = [*list(root.parents)[: depth + 1], *_child_dirs(root)]
+    for candidate in around:
+        if _complete_here(names, candidate / folder):
+            return (
+                f"{info.name} not found in {where}, but {candidate / folder} has it; set "
+                f"data_dir (dataset.data_dir in a job spec) to {candidate}"
+            )
+    # the files themselves, loose in data_dir or above torchvision's sub-folder
+    loose = [root, *(root / Path(*Path(folder).parts[:i]) for i in range(1, depth))]
+    for candidate in loose:
+        if _complete_here(names, candidate):
+            return (
+                f"the {info.name} files are in {candidate}, but torchvision reads them from "
+                f"{where}; move them into that folder"
+            )
+    return None
+
+
 def _load_error(
-    info: DatasetInfo, cls: type, where: Path, download: bool, exc: BaseException
+    info: DatasetInfo, cls: type, root: Path, folder: str, download: bool, exc: BaseException
 ) -> str:
     """The one-line message for a torchvision constructor that raised ``exc``.
 
     Files that are all there but unreadable need replacing (torchvision does not download over
-    them); gzipped MNIST files need unpacking; only missing files call for ``download=true``.
+    them); gzipped MNIST files need unpacking; data found next to ``root / folder`` needs
+    ``data_dir`` changed (or the files moved); only missing files call for ``download=true``.
     """
+    where = root / folder
     names = _expected_files(cls)
+    if root.exists() and not root.is_dir():
+        return (
+            f"data_dir {root} is a file, not a directory; point data_dir (dataset.data_dir in a "
+            f"job spec) at the directory that holds {folder}"
+        )
     missing = [name for name in names if not (where / name).is_file()]
     if not missing:
         try:
@@ -881,17 +960,64 @@ def _load_error(
             f"{info.name} files in {where} are gzipped ({', '.join(packed)}) and torchvision "
             f"reads only unpacked files; unpack them in that folder (gunzip {where}/*.gz)"
         )
-    absent = f" (missing {', '.join(missing)})" if len(missing) < len(names) else ""
+    if len(missing) == len(names) and not packed:
+        moved = _where_it_is(info, cls, root, folder)
+        if moved is not None:
+            return moved
+    absent = [name for name in missing if f"{name}.gz" not in packed]
+    if packed:  # some gzipped, some not there at all
+        return (
+            f"{info.name} files in {where} are incomplete: {', '.join(absent)} missing "
+            f"({', '.join(packed)} still gzipped); set download=true to fetch them "
+            f"(dataset.download=true in a job spec), or put all the unpacked files there"
+        )
+    listed = f" (missing {', '.join(missing)})" if len(missing) < len(names) else ""
     if download:
         return (
-            f"could not download {info.name} into {where}{absent}: {_one_line(exc)}; "
+            f"could not download {info.name} into {where}{listed}: {_one_line(exc)}; "
             f"check the network, or put the files in {where} by hand"
         )
+    nowhere = f" ({root} does not exist)" if not root.exists() else ""
     return (
-        f"{info.name} not found in {where}{absent}; set download=true to fetch it "
+        f"{info.name} not found in {where}{listed}{nowhere}; set download=true to fetch it "
         f"(dataset.download=true in a job spec), or point data_dir (dataset.data_dir) at a "
         f"directory that has it"
     )
+
+
+def _absent_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    absent = []
+    while not path.exists() and path != path.parent:
+        absent.append(path)
+        path = path.parent
+    return absent
+
+
+_MEAN_TOLERANCE = 0.05
+"""How far the mean training pixel may lie from the dataset's known mean before a warning (the
+means of MNIST and Fashion-MNIST, whose files have the same names, differ by 0.155)."""
+
+
+def _unlike_problem(info: DatasetInfo, images: torch.Tensor) -> str | None:
+    """Why training ``images`` do not look like ``info``'s (their mean pixel), or None."""
+    if images.numel() == 0:
+        return None
+    sums = images.sum(dim=(0, 2, 3), dtype=torch.float64)
+    means = (sums / (images.shape[0] * images.shape[2] * images.shape[3] * 255)).tolist()
+    if all(abs(got - want) <= _MEAN_TOLERANCE for got, want in zip(means, info.mean, strict=True)):
+        return None
+    like = [
+        other.name
+        for other in (MNIST_INFO, FASHION_MNIST_INFO)
+        if other.name != info.name
+        and other.channels == info.channels
+        and all(abs(g - w) <= _MEAN_TOLERANCE for g, w in zip(means, other.mean, strict=True))
+    ]
+    guess = f"; they look like {like[0]}'s, whose files have the same names" if like else ""
+    shown = ", ".join(f"{m:.3f}" for m in means)
+    known = ", ".join(f"{m:.3f}" for m in info.mean)
+    return f"mean pixel value {shown}, where {info.name}'s is {known}{guess}"
 
 
 def _load_torchvision(
@@ -906,17 +1032,26 @@ def _load_torchvision(
     """Load both splits with ``torchvision.datasets.<class_name>`` and convert to uint8 NCHW.
 
     ``folder`` is the sub-directory of ``data_dir`` torchvision reads, for error messages.
+    MNIST-family training images whose mean pixel is far from the dataset's known one (another
+    dataset's files under this one's names: MNIST's and Fashion-MNIST's are the same) are loaded
+    with a warning.
     """
     import torchvision.datasets
 
     cls = getattr(torchvision.datasets, class_name)
     where = data_dir / folder
+    created = _absent_dirs(where) if download else []
     try:
         splits = [
             cls(root=str(data_dir), train=train, download=download) for train in (True, False)
         ]
     except _READ_ERRORS as exc:
-        raise UserError(_load_error(info, cls, where, download, exc)) from None
+        for path in created:  # a failed download leaves no empty folders behind
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise UserError(_load_error(info, cls, data_dir, folder, download, exc)) from None
     tensors: list[torch.Tensor] = []
     for ds in splits:
         data = ds.data
@@ -932,6 +1067,16 @@ def _load_torchvision(
             f"the files in {where} do not look like {info.name} ({exc}); "
             f"replace them with the original files"
         ) from None
+    # CIFAR's files pass torchvision's checksums; the MNIST family's unpacked files have none
+    problem = None if hasattr(cls, "train_list") else _unlike_problem(info, dataset.train_images)
+    if problem is not None:
+        logger.warning(
+            "the %s training images in %s have %s: check that these are %s's files",
+            info.name,
+            where,
+            problem,
+            info.name,
+        )
     n_train = _check_count("n_train", n_train, dataset.num_train, info.name, "training")
     n_test = _check_count("n_test", n_test, dataset.num_test, info.name, "test")
     return dataset.subset(n_train, n_test)
