@@ -421,7 +421,20 @@ def evaluate_exported(
     if test_size is not None and (isinstance(test_size, bool) or int(test_size) < 1):
         raise UserError(f"test_size must be a positive number of images, got {test_size}")
     root = data_dir if data_dir is not None else config.data_dir
-    dataset = load_dataset(config.dataset, root, download=config.download)
+    try:
+        dataset = load_dataset(config.dataset, root, download=config.download)
+    except UserError as exc:
+        if data_dir is not None:
+            raise
+        raise UserError(
+            f"{exc} (evaluating an exported model: give where the data is on this machine "
+            "with --data-dir, or data_dir= in Python)"
+        ) from None
+    if test_size is not None and test_size > dataset.num_test:
+        raise UserError(
+            f"test_size {test_size} (--test-size) is more than the {dataset.num_test} test "
+            f"images of {dataset.info.name}; give at most {dataset.num_test}"
+        )
     dataset = dataset.subset(1, test_size if test_size is not None else config.test_size)
     model = load_model(path, str(target))
     images = dataset.test_images.to(target)

@@ -957,6 +957,39 @@ def test_cli_analyze_export_evaluate_on_a_real_experiment(real_experiment, tmp_p
     assert "clean_acc" in out and "spatial_acc@180" in out and "worst_case_spatial_acc" in out
 
 
+def test_cli_evaluate_takes_this_machines_data_dir_and_names_its_own_options(
+    real_experiment, tmp_path, capsys, monkeypatch
+):
+    import trainables.datasets
+    from tune_jobs.cli import main
+
+    exported = tmp_path / "models"
+    assert main(["export", str(real_experiment), "--out", str(exported)]) == 0
+    model_dir = next(p for p in exported.iterdir() if p.is_dir())
+    roots = []
+    real_load = trainables.datasets.load_dataset
+
+    def load_dataset(name, data_dir=None, **kwargs):
+        roots.append(data_dir)
+        return real_load(name, data_dir, **kwargs)
+
+    monkeypatch.setattr(trainables.datasets, "load_dataset", load_dataset)
+    args = ["evaluate", str(model_dir), "--profile", "none", "--test-size", "20"]
+    assert main([*args, "--data-dir", str(tmp_path / "here")]) == 0
+    assert roots == [str(tmp_path / "here")]
+    capsys.readouterr()
+    assert main(["evaluate", str(model_dir), "--test-size", "100000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "test_size 100000 (--test-size) is more than the" in err and "\n" not in err
+
+    def missing(name, data_dir=None, **kwargs):
+        raise UserError(f"{name} not found in {data_dir}/MNIST/raw")
+
+    monkeypatch.setattr(trainables.datasets, "load_dataset", missing)
+    assert main(["evaluate", str(model_dir)]) == 2
+    assert "give where the data is on this machine with --data-dir" in capsys.readouterr().err
+
+
 def test_cli_analyze_on_an_empty_experiment_is_exit_2(tmp_path, capsys):
     from tune_jobs.cli import main
 

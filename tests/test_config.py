@@ -52,3 +52,21 @@ def test_bad_settings_raise_user_errors_naming_the_key(values, message):
     with pytest.raises(UserError) as info:
         TrialConfig.from_dict(values)
     assert message in str(info.value)
+
+
+def test_a_relative_data_dir_is_made_absolute_where_the_config_is_made(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert TrialConfig(data_dir="data").data_dir == str(tmp_path / "data")
+    assert TrialConfig(data_dir="~/d").data_dir == str(tmp_path / "home" / "d")
+    assert TrialConfig(data_dir="/abs/d").data_dir == "/abs/d"
+    assert TrialConfig().data_dir is None  # the default directory of the machine that loads it
+    # made elsewhere from the saved (absolute) value, it still names the same folder
+    saved = TrialConfig(data_dir="data").to_dict()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert TrialConfig.from_dict(saved).data_dir == str(tmp_path / "data")
+
+
+def test_the_dataset_is_kept_under_its_registered_name():
+    assert TrialConfig(dataset="fashion_mnist").dataset == "fashion-mnist"

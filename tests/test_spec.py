@@ -621,3 +621,17 @@ def test_a_preset_that_samples_configs_trials_refuse_is_caught_at_load(
         UserError, match=f"search.preset 'lab' samples trials that would fail: .*{message}"
     ):
         load_job("quickstart", {"search.preset": "lab"})
+
+
+def test_a_relative_data_dir_is_saved_absolute_so_resume_elsewhere_reads_the_same_data(
+    tmp_path, monkeypatch
+):
+    """job.yaml is what resume reads, and resume may run from another directory."""
+    launched_from = tmp_path / "proj"
+    launched_from.mkdir()
+    monkeypatch.chdir(launched_from)
+    spec = load_job("quickstart", {"dataset.data_dir": "data"})
+    assert spec.to_dict()["dataset"]["data_dir"] == str(launched_from / "data")
+    saved = yaml.safe_load(yaml.safe_dump(spec.to_dict()))
+    monkeypatch.chdir(tmp_path)
+    assert JobSpec.from_saved(saved).trial["data_dir"] == str(launched_from / "data")

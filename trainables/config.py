@@ -15,6 +15,7 @@ import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainables.curriculum import Curriculum, curriculum_from_config
@@ -42,6 +43,11 @@ class TrialConfig:
     (0.3 MNIST-like, 8/255 CIFAR-like), PGD steps and step sizes to its training convention
     (40 x 0.01, 10 x 2/255). When fewer PGD steps than the convention are asked for and no step
     size is given, the step size grows so the total travel stays the same.
+
+    A relative ``data_dir`` (or one with ``~``) is made absolute from the current directory when
+    the config is made, so that a search resumed, or a model evaluated, from another directory
+    reads the same data; ``None`` stays "the default directory of the machine that loads it".
+    ``dataset`` is kept under its registered name (``fashion_mnist`` -> ``fashion-mnist``).
     """
 
     dataset: str = "synthetic-digits"
@@ -120,6 +126,9 @@ class TrialConfig:
         if self.model_width is not None and "width" not in spec.options:
             raise UserError(f"model {self.model} takes no model_width; remove it")
         info = dataset_info(self.dataset)
+        object.__setattr__(self, "dataset", info.name)
+        if isinstance(self.data_dir, str) and self.data_dir.strip():
+            object.__setattr__(self, "data_dir", absolute_path(self.data_dir))
         if not spec.supports(info.channels, info.image_size):
             raise UserError(
                 f"model {self.model} does not take {info.name}'s {info.image_size}x"
@@ -185,6 +194,12 @@ class TrialConfig:
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrialConfig:
         """A copy with some flat keys replaced (curriculum keys merged, not replaced)."""
         return TrialConfig.from_dict({**self.to_dict(), **overrides})
+
+
+def absolute_path(path: str) -> str:
+    """``path`` with ``~`` expanded, made absolute from the current directory (not resolved:
+    symlinks stay as the user named them)."""
+    return str(Path(path).expanduser().absolute())
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

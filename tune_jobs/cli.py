@@ -304,7 +304,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     profile = None if args.profile == "none" else args.profile
     metrics = evaluate_exported(
-        args.checkpoint, profile=profile, device=args.device, test_size=args.test_size
+        args.checkpoint,
+        profile=profile,
+        device=args.device,
+        test_size=args.test_size,
+        data_dir=args.data_dir,
     )
     for key, value in metrics.items():
         print(f"  {key:<24} {value:.4f}")
@@ -441,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--test-size",
         type=_positive_int,
         help="evaluate on the first N test images (default: as many as the search used)",
+    )
+    evaluate.add_argument(
+        "--data-dir",
+        help="where the dataset is on this machine (default: the data_dir the model was "
+        "trained with)",
     )
     evaluate.set_defaults(func=cmd_evaluate)
     return parser
