@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         ReportFiles,
         compare,
         default_report_dir,
+        format_failures,
         format_front_table,
         write_report,
     )
@@ -58,6 +59,7 @@ _LAZY = {
     "ReportFiles": "analysis.report",
     "compare": "analysis.report",
     "default_report_dir": "analysis.report",
+    "format_failures": "analysis.report",
     "format_front_table": "analysis.report",
     "write_report": "analysis.report",
 }
@@ -81,6 +83,7 @@ __all__ = [
     "default_report_dir",
     "evaluate_exported",
     "export_front",
+    "format_failures",
     "format_front_table",
     "hypervolume",
     "hypervolume_over_time",

@@ -5,7 +5,8 @@ Every function takes one :class:`~analysis.experiment.Experiment` or several, wr
 Accuracies are drawn in percent. Matplotlib runs on the ``Agg`` backend (no display needed).
 
 - :func:`plot_front`: every completed trial on the first two objectives, the Pareto front
-  highlighted with its staircase and each member labelled with its curriculum.
+  highlighted with its staircase and its members labelled with their curriculum (at most
+  :data:`MAX_LABELS` points, spread along the front).
 - :func:`plot_hypervolume`: the front's hypervolume as trials complete, or over time.
 - :func:`plot_profiles`: the invariance and robustness profiles of the front's models.
 - :func:`plot_tradeoffs`: adversarial accuracy against the training rotation range, and spatial
@@ -42,7 +43,7 @@ Objectives = Sequence[tuple[str, str]]
 Experiments = Experiment | Sequence[Experiment]
 
 DPI = 120
-MAX_LABELS = 16  # front members labelled with their curriculum, at most
+MAX_LABELS = 16  # front points labelled with their curriculum, at most (spread along the front)
 _SPATIAL_PROFILE = re.compile(r"^spatial_acc@(.+)$")
 _ADV_PROFILE = re.compile(r"^adv_acc@(.+)$")
 
@@ -183,7 +184,10 @@ def plot_front(
     One experiment: dominated trials in grey, trials stopped early by the scheduler (their values
     at the stopping epoch, measured on the evaluation subset) as orange crosses, unfinished
     trials (their latest per-epoch values, on the evaluation subset) as hollow markers, front
-    members in colour, joined by the front's staircase and labelled with their curriculum.
+    members in colour, joined by the front's staircase and labelled with their curriculum
+    (at most :data:`MAX_LABELS` points, spread along the front, one label for the trials at one
+    point; beyond :data:`INLINE_LABELS` labels a point shows its trial id and a key beside the
+    axes its curriculum: :func:`_label_fronts`). The legend sits below the axes.
     Several experiments: one colour each, dominated trials faint, each front with its
     staircase. With more than two objectives the front is computed on all of them and the first
     two are drawn; with one objective the trials are drawn against their completion order.
@@ -196,8 +200,8 @@ def plot_front(
     fig, ax = plt.subplots(figsize=(8.5, 6.5))
     names = display_names(listed)
     single = len(listed) == 1
-    labelled = sum(len(e.front(objectives)) for e in listed) <= MAX_LABELS
     plotted = 0
+    fronts: list[tuple[Any, str, pd.DataFrame, int, bool]] = []
     for index, (experiment, name) in enumerate(zip(listed, names, strict=True)):
         colour = "C0" if single else f"C{index % 10}"
         done = experiment.completed.dropna(subset=[x_metric, y_metric])
@@ -229,8 +233,7 @@ def plot_front(
         if len(front):
             steps = front_steps(front[[x_metric, y_metric]].to_numpy(float), [x_mode, y_mode])
             ax.plot(steps[:, 0], steps[:, 1], color=colour, lw=1.5, alpha=0.8)
-        hv_label = f"Pareto front ({len(front)} of {len(done)} completed)"
-        ax.scatter(
+        handle = ax.scatter(
             front[x_metric],
             front[y_metric],
             color=colour,
@@ -238,12 +241,9 @@ def plot_front(
             linewidths=0.6,
             s=60,
             zorder=3,
-            label=hv_label if single else f"{name}: front {len(front)} of {len(done)} completed",
         )
-        if labelled and len(front):
-            with_model = experiment.trials["model"].nunique() > 1
-            labels = _front_labels(front, with_model)
-            _annotate(ax, front[x_metric].tolist(), front[y_metric].tolist(), labels)
+        with_model = experiment.trials["model"].nunique() > 1
+        fronts.append((handle, name, front, len(done), with_model))
         plotted += len(done)
     ax.set_xlabel(f"{metric_label(x_metric, listed[0])}  [{_mode_word(x_mode)}]")
     ax.set_ylabel(f"{metric_label(y_metric, listed[0])}  [{_mode_word(y_mode)}]")
@@ -257,8 +257,65 @@ def plot_front(
     ax.grid(alpha=0.3)
     if plotted == 0:
         _no_trial_note(ax)
-    ax.legend(fontsize=8, loc="best")
+    _label_fronts(ax, fronts, x_metric, y_metric, single)
+    # below the axes: inside, a legend would cover the points of a search of many trials
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     return _save(fig, path)
+
+
+INLINE_LABELS = 6  # up to this many labelled points carry their curriculum next to them
+
+
+def _label_fronts(
+    ax: Any,
+    fronts: Sequence[tuple[Any, str, pd.DataFrame, int, bool]],
+    x_metric: str,
+    y_metric: str,
+    single: bool,
+) -> None:
+    """Label the fronts drawn by :func:`plot_front` and name each in the legend.
+
+    ``fronts`` holds, per experiment, its front's scatter handle, its name, the front, its
+    number of completed trials and whether to name the model. Trials at the same point share
+    one label (``+n``). At most :data:`MAX_LABELS` points are labelled in all, spread along each
+    front from one end to the other, skipping a point drawn right next to one already labelled;
+    the legend says how many points are labelled when not all are. Up to
+    :data:`INLINE_LABELS` labels carry the curriculum next to their point; more carry the trial
+    id only, and a key beside the axes gives each one's curriculum.
+    """
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    width, height = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    budget = max(2, MAX_LABELS // max(len(fronts), 1))  # labelled points per experiment
+    placed: list[tuple[float, float]] = []  # labelled points, in axes fractions
+    labels: list[tuple[float, float, str, str]] = []  # x, y, trial id tag, full label
+    for handle, name, front, completed, with_model in fronts:
+        points = _same_point_groups(front, [x_metric, y_metric])
+        count = 0
+        for i in spread(len(points), budget):
+            group = points[i]
+            first = front.loc[[group[0]]]
+            x, y = float(first[x_metric].iloc[0]), float(first[y_metric].iloc[0])
+            near = ((x - x0) / width, (y - y0) / height)
+            if any(abs(near[0] - a) < 0.08 and abs(near[1] - b) < 0.04 for a, b in placed):
+                continue  # its label would sit on a neighbour's
+            placed.append(near)
+            more = f" +{len(group) - 1}" if len(group) > 1 else ""
+            text = _front_labels(first, with_model)[0]
+            text += f" (+{len(group) - 1} more here)" if more else ""
+            labels.append((x, y, f"{first['trial_id'].iloc[0]}{more}", text))
+            count += 1
+        what = f"{len(front)} of {completed} completed"
+        if len(points) < len(front):
+            what += f", at {len(points)} points"
+        if 0 < count < len(points):
+            what += f"; {count} labelled, all in front.csv"
+        handle.set_label(f"Pareto front ({what})" if single else f"{name}: front {what}")
+    if len(labels) <= INLINE_LABELS:
+        _annotate(ax, [x for x, *_ in labels], [y for _, y, *_ in labels], [t for *_, t in labels])
+        return
+    _annotate(ax, [x for x, *_ in labels], [y for _, y, *_ in labels], [t for _, _, t, _ in labels])
+    key = "\n".join(text for *_, text in labels)
+    ax.text(1.02, 1.0, key, transform=ax.transAxes, va="top", ha="left", fontsize=7)
 
 
 # markers of the trials stopped early by the scheduler and of the unfinished ones
@@ -276,6 +333,27 @@ def _partial_trials(
     is_stopped = partial.get("stopped", pd.Series(False, index=partial.index))
     is_stopped = is_stopped.fillna(False).astype(bool)
     return partial[is_stopped], partial[~is_stopped]
+
+
+def spread(count: int, most: int) -> list[int]:
+    """Indices of ``range(count)``: all of them when there are at most ``most``, else ``most``
+    of them spread evenly from the first to the last (both included), in order."""
+    if count <= most:
+        return list(range(count))
+    if most <= 1:
+        return [0][:most]
+    return sorted({int(i) for i in np.linspace(0, count - 1, most).round()})
+
+
+def _same_point_groups(frame: pd.DataFrame, columns: Sequence[str]) -> list[list[Any]]:
+    """The index labels of ``frame`` grouped by equal values in ``columns`` (trials drawn at the
+    same point), groups in the order of their first row, rows in frame order."""
+    groups: dict[tuple, list[Any]] = {}
+    for index, values in zip(
+        frame.index, frame[list(columns)].itertuples(index=False), strict=True
+    ):
+        groups.setdefault(tuple(values), []).append(index)
+    return list(groups.values())
 
 
 def _front_labels(front: pd.DataFrame, with_model: bool = False) -> list[str]:
@@ -422,11 +500,17 @@ def plot_profiles(
     """Invariance profile (accuracy against the rotation range 0..180 degrees) and robustness
     profile (accuracy against the PGD budget) of the models on the front, side by side.
 
-    At most ``max_models`` front members are drawn (best first on the first objective).
+    One model is drawn per distinct point of the front (trials with the same objective values,
+    e.g. a curriculum the sampler proposed again, share a line: its legend says how many more),
+    at most ``max_models`` of them, spread evenly along the front from the best on the first
+    objective to the best on the last, so a long front shows both of its ends.
     """
     objectives = _objectives_of([experiment], objectives)
     front = experiment.front(objectives)  # best first
-    shown = front.head(max_models)
+    points = _same_point_groups(front, [m for m, _ in objectives])
+    groups = [points[i] for i in spread(len(points), max_models)]
+    shown = front.loc[[group[0] for group in groups]]
+    repeats = {group[0]: len(group) - 1 for group in groups}
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
     s = eval_settings_of(experiment)
     panels = (
@@ -453,11 +537,13 @@ def plot_profiles(
             _empty_panel(ax, "no profile reported\n(the job has evaluation.profiles: false)")
             continue
         xs = np.array([x for x, _ in columns])
-        for index, (_, row) in enumerate(shown.iterrows()):
+        for index, (row_index, row) in enumerate(shown.iterrows()):
             ys = np.array([row[c] for _, c in columns], dtype=float)
             label = f"{row['trial_id']}: {row.get('label', '')}"
             if "model" in shown and shown["model"].nunique() > 1:
                 label = f"{row['trial_id']} {row['model']}: {row.get('label', '')}"
+            if repeats.get(row_index):
+                label += f" (+{repeats[row_index]} more with the same values)"
             ax.plot(
                 xs,
                 ys,
@@ -496,7 +582,10 @@ def plot_profiles(
             fontsize=8,
             bbox_to_anchor=(0.5, -0.02 - 0.035 * math.ceil(len(labels) / 2)),
         )
-    more = f" ({len(shown)} of {len(front)} shown)" if len(front) > len(shown) else ""
+    more = ""
+    if len(front) > len(shown):
+        more = f" ({len(shown)} of {len(front)} shown"
+        more += ", spread along the front)" if len(points) > len(shown) else ")"
     fig.suptitle(f"Profiles of the Pareto-front models: {experiment.name}{more}", fontsize=12)
     return _save(fig, path)
 

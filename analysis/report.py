@@ -205,8 +205,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+MAX_TABLE_ROWS = 60
+"""Rows :func:`format_front_table` prints at most by default (half from each end)."""
+
+
 def format_front_table(
-    frame: pd.DataFrame, objectives: Objectives, extra_metrics: bool = True
+    frame: pd.DataFrame,
+    objectives: Objectives,
+    extra_metrics: bool = True,
+    max_rows: int | None = MAX_TABLE_ROWS,
 ) -> str:
     """The front (or any trial table) as aligned plain text, best first on the first objective.
 
@@ -214,11 +221,21 @@ def format_front_table(
     then ``clean_acc`` / ``spatial_acc`` / ``adv_acc`` / ``combined_acc`` /
     ``invariance_rate`` not already shown (unless ``extra_metrics`` is false). Numbers with 4
     decimals. An empty frame gives ``"(no completed trial yet)"``.
+
+    A table longer than ``max_rows`` (``None``: no limit) shows its first and last rows, both
+    ends of the front, with one line in between that says how many rows are left out and where
+    they all are (``front.csv`` of ``cusp-tune analyze``).
     """
     if not len(frame):
         return "(no completed trial yet)"
     columns = _front_columns(frame, objectives, extra_metrics)
     shown = best_first(frame, objectives)[columns]
+    gap: tuple[int, int] | None = None
+    if max_rows is not None and len(shown) > max(max_rows, 2):
+        head = max(max_rows, 2) // 2
+        tail = max(max_rows, 2) - head
+        gap = (head, len(shown) - tail)
+        shown = pd.concat([shown.iloc[:head], shown.iloc[-tail:]])
     cells = [[_cell(v) for v in row] for row in shown.itertuples(index=False)]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     numeric = [shown[c].dtype.kind in "fiu" for c in columns]
@@ -230,7 +247,39 @@ def format_front_table(
         ]
         return "  ".join(parts).rstrip()
 
-    return "\n".join([line(columns), *(line(r) for r in cells)])
+    lines = [line(columns), *(line(r) for r in cells)]
+    if gap is not None:
+        head, end = gap
+        metric = objectives[0][0]
+        lines.insert(
+            1 + head,
+            f"... {end - head} more rows (ranks {head + 1}-{end} on {metric}) not shown; "
+            "`cusp-tune analyze` writes them all to front.csv ...",
+        )
+    return "\n".join(lines)
+
+
+def format_failures(trials: pd.DataFrame, max_ids: int = 3) -> list[str]:
+    """The failed trials of a trial table (a non-empty ``error``), one line per distinct error,
+    the most frequent first: ``"<trial_id>: <error>"`` for an error one trial had, else
+    ``"<n> trials: <error> (<id>, <id>, <id> and <k> more)"`` naming at most ``max_ids`` of
+    them, so a search whose trials all failed the same way reads as one line, not one per
+    trial (``report.md`` lists every failed trial)."""
+    if not len(trials) or "error" not in trials:
+        return []
+    failed = trials[trials["error"].notna()]
+    groups = failed.groupby(failed["error"].astype(str), sort=False)["trial_id"]
+    ordered = sorted(groups, key=lambda item: -len(item[1]))  # stable: first seen first on ties
+    lines = []
+    for error, ids in ordered:
+        ids = [str(i) for i in ids]
+        if len(ids) == 1:
+            lines.append(f"{ids[0]}: {error}")
+            continue
+        named = ", ".join(ids[:max_ids])
+        rest = f" and {len(ids) - max_ids} more" if len(ids) > max_ids else ""
+        lines.append(f"{len(ids)} trials: {error} ({named}{rest})")
+    return lines
 
 
 def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
@@ -482,12 +531,14 @@ def default_report_dir(experiment_path: str | os.PathLike[str]) -> Path:
 
 __all__ = [
     "FRONT_CSV",
+    "MAX_TABLE_ROWS",
     "PLOT_FILES",
     "REPORT_FILE",
     "TRIALS_CSV",
     "ReportFiles",
     "compare",
     "default_report_dir",
+    "format_failures",
     "format_front_table",
     "markdown_table",
     "write_report",

@@ -261,7 +261,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Fronts, hypervolume, plots and a report of one or more experiments."""
-    from analysis import default_report_dir, format_front_table, load_experiment, write_report
+    from analysis import (
+        default_report_dir,
+        format_failures,
+        format_front_table,
+        load_experiment,
+        write_report,
+    )
     from analysis.experiment import display_names
 
     if len(args.experiments) > 1 and not args.out:
@@ -274,13 +280,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for name, experiment in zip(display_names(experiments), experiments, strict=True):
         print(f"{name}: Pareto front")
         print(format_front_table(experiment.front(), experiment.objectives))
-        failed = (
-            experiment.trials[experiment.trials["error"].notna()] if len(experiment.trials) else []
-        )
-        if len(failed):
-            print(f"{len(failed)} trial(s) failed:")
-            for trial_id, error in zip(failed["trial_id"], failed["error"], strict=True):
-                print(f"  {trial_id}: {error}")
+        failures = format_failures(experiment.trials)
+        if failures:
+            print(f"{int(experiment.trials['error'].notna().sum())} trial(s) failed:")
+            for line in failures:
+                print(f"  {line}")
     print(f"report written to {files.report} (with front.csv, trials.csv and the plots)")
     return 0
 
