@@ -59,8 +59,9 @@ def connect(address: str | None = None, plugins: Iterable[str] = ()) -> None:
     The ``plugins`` that live in the current directory travel to the cluster's nodes with the
     connection (Ray's ``py_modules``), so its other machines can import them; installed ones
     must be installed there too. A local Ray serves no dashboard web UI. A ``host:port`` or
-    ``ray://host:port`` address is first checked to accept connections (Ray itself retries an
-    unreachable one for minutes).
+    ``ray://host:port`` address is first checked to accept connections and not to be a web
+    server such as the dashboard's port (Ray itself retries an unreachable one for minutes, and
+    waits for ever on a web server).
 
     Ray stays connected afterwards (``ray.shutdown()`` ends it), and later calls in the process
     use that connection; asking one of them for another ``address`` is an error. A script that
@@ -68,9 +69,9 @@ def connect(address: str | None = None, plugins: Iterable[str] = ()) -> None:
     ``ray.init(address, runtime_env={"py_modules": local_plugin_paths(plugins)})``.
 
     Raises:
-        UserError: the address is malformed, an http:// job server, unreachable, or differs
-            from the cluster this process is already connected to; or the plugins exceed the
-            size Ray sends with a connection (512 MiB).
+        UserError: the address is malformed, a job server (http://, or a web server's
+            port), unreachable, or differs from the cluster this process is already connected
+            to; or the plugins exceed the size Ray sends with a connection (512 MiB).
     """
     import ray
 
@@ -102,6 +103,8 @@ def connect(address: str | None = None, plugins: Iterable[str] = ()) -> None:
                 include_dashboard=False,
                 log_to_driver=False,
             )
+    except UserError:
+        raise
     except ValueError as exc:  # Ray's parsing of the address, or a plugin too big to ship
         if str(exc).startswith("Package size"):
             raise UserError(f"the plugins cannot be sent to the cluster: {exc}") from None
@@ -135,20 +138,47 @@ def _same_address(address: str, gcs_address: str) -> bool:
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Raise ``ConnectionError`` when nothing accepts connections at a ``host:port`` address
-    (``auto`` and ``local`` are left to Ray)."""
+    """Raise ``ConnectionError`` when nothing accepts connections at a ``host:port`` address,
+    and ``UserError`` when a web server does (``auto`` and ``local`` are left to Ray)."""
     import socket
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)
     except OSError as exc:
         raise ConnectionError(
             f"nothing accepts connections at {host}:{port} ({exc.strerror or exc}); check "
             "--address or RAY_ADDRESS"
         ) from None
+    with connection:
+        web = _answers_http(connection)
+    if web:  # Ray would wait for a GCS there for ever (over 10 minutes measured)
+        raise UserError(
+            f"{address} is a web server (the dashboard or job server?), not the cluster's Ray "
+            f"address; give the head's GCS port (`ray start --head --port`, HOST:6379 by "
+            f"default) or auto, or send the job there with `cusp-tune submit --address "
+            f"http://{host}:{port}`"
+        )
+
+
+def _answers_http(connection: Any, wait_s: float = 1.0) -> bool:
+    """Whether the server on ``connection`` speaks HTTP/1 (a dashboard, a job server) rather
+    than gRPC: Ray's GCS and client server send an HTTP/2 frame unprompted; a web server
+    stays silent, then answers a ``GET`` with ``HTTP/``. Anything else (a TLS server) is left
+    to Ray."""
+    try:
+        connection.settimeout(wait_s)
+        try:
+            if connection.recv(1):
+                return False  # it spoke first: gRPC's HTTP/2 settings
+        except TimeoutError:
+            pass
+        connection.sendall(b"GET / HTTP/1.0\r\nHost: ray\r\n\r\n")
+        return connection.recv(16).startswith(b"HTTP/")
+    except OSError:
+        return False
 
 
 def _connect_and_check(spec: JobSpec, address: str | None) -> None:
