@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -65,3 +69,63 @@ def local_ray():
         )
     yield ray
     ray.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+HEAD_SCRIPT = """
+import sys
+from ray.cluster_utils import Cluster
+port, agent_port = int(sys.argv[1]), int(sys.argv[2])
+cluster = Cluster(initialize_head=True, head_node_args={
+    "num_cpus": 2, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+    "dashboard_port": port, "dashboard_agent_listen_port": agent_port})
+print("ready", flush=True)
+sys.stdin.read()  # runs until the test closes stdin
+cluster.shutdown()
+"""
+
+
+@pytest.fixture
+def head_with_job_server():
+    """A head with a job server, in a process of its own (no Ray state of this test process)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    head = subprocess.Popen(
+        # Its own agent port: another Ray on this machine may hold the default (52365).
+        [sys.executable, "-c", HEAD_SCRIPT, str(port), str(_free_port())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    address = f"http://127.0.0.1:{port}"
+    try:
+        assert head.stdout.readline().strip() == "ready"
+        _wait_for_job_agent(address)
+        yield address
+    finally:
+        head.stdin.close()  # the script shuts down the cluster it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+
+
+def _wait_for_job_agent(address: str, timeout: float = 60) -> None:
+    """A fresh head accepts jobs only once its job agent is up: submit no-ops until one runs."""
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            JobSubmissionClient(address).submit_job(entrypoint="true")
+            return
+        except (RuntimeError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)

@@ -14,7 +14,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_submit import head_with_job_server  # noqa: F401 (a fixture)
 
 from trainables.errors import UserError
 from tune_jobs import runner
@@ -93,3 +92,23 @@ def test_launch_given_the_dashboard_port_without_http_is_one_line(
     assert f"{dashboard} is a web server" in error
     assert f"cusp-tune submit --address {head_with_job_server}" in error
     assert not Path(tmp_path / "web").exists()
+
+
+@pytest.mark.parametrize(
+    ("reason", "hinted"),
+    [
+        ("Could not find any running Ray instance. Please specify the one to connect to.", False),
+        ("Failed to connect to GCS within 60 seconds.", True),
+    ],
+)
+def test_the_token_hint_is_given_only_where_a_cluster_was_found(reason, hinted, monkeypatch):
+    import ray
+
+    def refuse(**kwargs):
+        raise ConnectionError(reason)
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(UserError, match="cannot connect to the Ray cluster at auto") as caught:
+        runner.connect("auto")
+    assert ("RAY_AUTH_MODE=token" in str(caught.value)) == hinted

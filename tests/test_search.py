@@ -81,6 +81,8 @@ def test_tiny_search_gives_a_two_objective_front(local_ray, tmp_path):
     assert status.counts == {"completed": 4} and status.planned == 4
     assert status.best["adv_acc"] == outcome.trials["adv_acc"].max()
     assert set(status.outcome.front["trial_id"]) == set(outcome.front["trial_id"])
+    with pytest.raises(UserError, match="has finished: all 4 planned trials ended"):
+        runner.resume(outcome.experiment_path)  # it would run nothing
 
 
 def _launch_subprocess(storage: Path, name: str, epochs: int) -> subprocess.Popen:

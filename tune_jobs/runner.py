@@ -113,10 +113,15 @@ def connect(address: str | None = None, plugins: Iterable[str] = ()) -> None:
             "ray://HOST:PORT or auto"
         ) from None
     except ConnectionError as exc:
-        raise UserError(
-            f"cannot connect to the Ray cluster at {address}: {exc} (on a cluster with token "
-            "authentication, set RAY_AUTH_MODE=token and copy its ~/.ray/auth_token here)"
-        ) from None
+        # Ray says plainly when it found no cluster; otherwise a missing token is a likely cause
+        found = "Could not find any running Ray instance" not in str(exc)
+        hint = (
+            " (on a cluster with token authentication, set RAY_AUTH_MODE=token and copy its "
+            "~/.ray/auth_token here)"
+            if found
+            else ""
+        )
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {exc}{hint}") from None
 
 
 def _same_address(address: str, gcs_address: str) -> bool:
@@ -537,7 +542,7 @@ def resume(
 
     Raises:
         UserError: ``path`` is not a resumable experiment (none there, moved, another driver
-            runs it, or it finished), or the Ray cluster cannot be reached.
+            runs it, or every planned trial has ended), or the Ray cluster cannot be reached.
     """
     from ray import tune
 
@@ -554,6 +559,7 @@ def resume(
             f"{path} holds no search to resume: its launch stopped before the search started; "
             "remove it and launch the job again"
         )
+    _refuse_finished(path)
     dataset = load_search_dataset(spec)
     with _driver_lock(path):
         _connect_and_check(spec, address)
@@ -569,6 +575,21 @@ def resume(
         results = tuner.fit()
         _sync_journal(path)
     return summarize(results, spec, path)
+
+
+def _refuse_finished(path: str) -> None:
+    """Raise when every planned trial of the search at ``path`` has ended (resume would run
+    nothing); a search whose trials the files cannot read yet is left to resume."""
+    try:
+        searched = status(path)
+    except UserError:  # e.g. killed before its first trial: resume decides
+        return
+    if searched.outcome.finished:
+        raise UserError(
+            f"{path} has finished: all {searched.planned} planned trials ended, so there is "
+            "nothing to resume (`cusp-tune analyze` reads it; launch it again with another "
+            "--name for more trials)"
+        )
 
 
 def _sync_journal(path: str) -> None:
