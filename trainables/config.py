@@ -128,7 +128,8 @@ class TrialConfig:
         info = dataset_info(self.dataset)
         object.__setattr__(self, "dataset", info.name)
         if isinstance(self.data_dir, str) and self.data_dir.strip():
-            object.__setattr__(self, "data_dir", absolute_path(self.data_dir))
+            absolute = Path(self.data_dir).expanduser().absolute()  # symlinks kept as named
+            object.__setattr__(self, "data_dir", str(absolute))
         if not spec.supports(info.channels, info.image_size):
             raise UserError(
                 f"model {self.model} does not take {info.name}'s {info.image_size}x"
@@ -194,12 +195,6 @@ class TrialConfig:
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrialConfig:
         """A copy with some flat keys replaced (curriculum keys merged, not replaced)."""
         return TrialConfig.from_dict({**self.to_dict(), **overrides})
-
-
-def absolute_path(path: str) -> str:
-    """``path`` with ``~`` expanded, made absolute from the current directory (not resolved:
-    symlinks stay as the user named them)."""
-    return str(Path(path).expanduser().absolute())
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -49,9 +49,7 @@ def import_plugins(modules: Iterable[str], where: str = "plugins") -> None:
             message names the module and, for an error inside it, its own line (a refused
             ``register_*`` call, say).
     """
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.append(cwd)
+    cwd = _current_directory_on_path()
     for name in modules:
         try:
             importlib.import_module(name)
@@ -82,9 +80,8 @@ def local_plugin_paths(modules: Iterable[str]) -> list[Path]:
     """
     import importlib.util
 
+    _current_directory_on_path()
     cwd = Path.cwd().resolve()
-    if str(cwd) not in sys.path:
-        sys.path.append(str(cwd))
     paths: list[Path] = []
     for name in modules:
         found = importlib.util.find_spec(name.split(".")[0])
@@ -97,6 +94,14 @@ def local_plugin_paths(modules: Iterable[str]) -> list[Path]:
         if path not in paths:
             paths.append(path)
     return paths
+
+
+def _current_directory_on_path() -> str:
+    """Put the current directory on ``sys.path`` (as ``python -m`` does) and return it."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    return cwd
 
 
 _PACKAGES = Path(__file__).resolve().parents[1]
