@@ -261,6 +261,7 @@ def test_launch_interrupted_before_any_trial_reported_leaves_nothing(tmp_path, m
 
     monkeypatch.setattr(runner, "_connect_and_check", lambda spec, address: None)
     monkeypatch.setattr(runner, "build_tuner", lambda *args, **kwargs: InterruptedTuner())
+    monkeypatch.setattr(runner, "_add_run_callbacks", lambda tuner, callbacks: None)
     assert main(["launch", "quickstart", "--storage", str(tmp_path), *TINY_SEARCH]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert not (tmp_path / "quickstart").exists()

@@ -13,10 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from ray import tune
 
 from trainables.errors import UserError
+from trainables.trainable import train_trial
 from tune_jobs import runner
 from tune_jobs._optuna import JOURNAL_FILE, open_journal_study
+from tune_jobs.progress import ProgressLines
 from tune_jobs.spec import load_job
 
 TINY = {
@@ -65,9 +68,15 @@ def test_tiny_search_gives_a_two_objective_front(local_ray, tmp_path):
     stopped = runner.build_tuner(inspected, runner.load_search_dataset(inspected), stop=stop)
     assert stopped._local_tuner._run_config.stop == stop
 
-    outcome = runner.launch(spec)
+    lines: list[str] = []
+    outcome = runner.launch(spec, callbacks=[ProgressLines(lines.append, spec.metrics)])
     assert outcome.finished
     assert len(outcome.trials) == 4 and outcome.trials["final"].all()
+    assert sum(" completed (" in line for line in lines) == 4, lines
+    # The launch's callbacks are its own: not saved with the experiment for a resume to run
+    saved = tune.Tuner.restore(outcome.experiment_path, trainable=train_trial)
+    saved_callbacks = saved._local_tuner.get_run_config().callbacks
+    assert [type(c).__name__ for c in saved_callbacks] == ["SchedulerStateCallback"]
     for metric in ("spatial_acc", "adv_acc"):
         assert all(math.isfinite(v) and 0 <= v <= 1 for v in outcome.trials[metric])
     assert len(outcome.front) >= 1
@@ -198,6 +207,9 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
         assert f"cusp-tune resume {experiment}" in output, output
         assert "Tuner.restore" not in output, output  # Ray's advice, for its Python API
         assert process.returncode == 1, output  # an interrupted search is not a success
+        # a line per trial event, not Ray Tune's tables of every config and result
+        assert " started: stdcnn " in output and "completed (1 of 4): spatial_acc" in output
+        assert "Trial status" not in output and "with configuration" not in output, output
 
     if sig != signal.SIGKILL:  # (a killed driver may leave no snapshot for status to read)
         stopped = runner.status(str(experiment))
@@ -206,6 +218,10 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
 
     resumed = _resume(experiment)
     assert "4 of 4 trials completed" in resumed.stdout
+    assert "resuming search interrupted" in resumed.stdout
+    assert "completed (4 of 4)" in resumed.stdout, resumed.stdout
+    if sig != signal.SIGKILL:  # the interrupted trials had reported before the snapshot
+        assert "continues after epoch" in resumed.stdout, resumed.stdout
     trial_dirs = _known_trial_dirs(experiment)
     assert len(trial_dirs) == 4
     if sig != signal.SIGKILL:  # a graceful stop snapshots everything

@@ -7,6 +7,8 @@ The Python API is what the CLI calls::
 
     spec = load_job("quickstart", {"search.trials": 4})   # or JobSpec.from_dict({...})
     outcome = runner.launch(spec)                     # SearchOutcome: trials, front, finished
+    # a line per trial event, as the CLI prints (Ray Tune's own tables are off):
+    # runner.launch(spec, callbacks=[ProgressLines(print, spec.metrics)])  (tune_jobs.progress)
     outcome = runner.resume(outcome.experiment_path)  # continue an interrupted search
     progress = runner.status(outcome.experiment_path) # from the files, without Ray
     job_id = runner.submit("quickstart", "http://HEAD:8265", {})  # as a Ray Job

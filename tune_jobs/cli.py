@@ -184,7 +184,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
         _sigterm_as_ctrl_c()
 
     with _resume_hint_on_interrupt(spec.experiment_path):
-        outcome = runner.launch(spec, address=args.address, on_start=announce)
+        outcome = runner.launch(
+            spec, address=args.address, callbacks=_progress(spec), on_start=announce
+        )
     _print_outcome(outcome)
     return _exit_code(outcome)
 
@@ -194,15 +196,34 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from tune_jobs import runner
 
     path = runner.experiment_location(args.experiment)
+    spec = runner.read_job(path)
+
+    def announce() -> None:
+        print(f"resuming search {spec.name}; experiment {path}", flush=True)
+        _sigterm_as_ctrl_c()
+
     with _resume_hint_on_interrupt(path):
-        outcome = runner.resume(path, address=args.address, on_start=_sigterm_as_ctrl_c)
+        outcome = runner.resume(
+            path, address=args.address, callbacks=_progress(spec), on_start=announce
+        )
     _print_outcome(outcome)
     return _exit_code(outcome)
+
+
+def _progress(spec: Any) -> list[Any]:
+    """A line per trial event while a search runs (Ray Tune's own tables are off)."""
+    from tune_jobs.progress import ProgressLines
+
+    return [ProgressLines(lambda line: print(line, flush=True), spec.metrics)]
 
 
 def _without_ray_resume_advice(record: logging.LogRecord) -> bool:
     """Drop Ray Tune's "Resume experiment with: Tuner.restore(...)": we print our command."""
     return not record.getMessage().startswith("Experiment has been interrupted")
+
+
+def _not_snapshot_advice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Experiment state snapshotting has been triggered")
 
 
 def _sigterm_as_ctrl_c() -> None:
@@ -476,6 +497,11 @@ def _run(args: argparse.Namespace) -> int:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Ray Tune's notes on where it wrote its files (we say where the experiment is) and its
+        # advice on `CheckpointConfig(num_to_keep)` when epochs are short (a setting of its
+        # Python API; README: checkpoint.every for searches on object storage)
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
+        logging.getLogger("ray.tune.execution.experiment_state").addFilter(_not_snapshot_advice)
     try:
         return args.func(args)
     except UserError as exc:

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -250,8 +250,32 @@ def _run_config(spec: JobSpec, callbacks: list | None = None, stop: Any = None) 
         checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
         callbacks=callbacks,
-        verbose=1,
+        verbose=0,  # Ray Tune's tables: about 65 lines a trial (progress.ProgressLines says less)
     )
+
+
+def _add_run_callbacks(tuner: tune.Tuner, callbacks: Sequence[Any]) -> None:
+    """Give ``tuner`` ``callbacks`` for this run only, and keep Ray Tune's tables off.
+
+    Ray Tune pickles ``RunConfig(callbacks=...)`` with the experiment when the Tuner is made,
+    and a resumed search gets those back: a launch's progress printer would print in a
+    resume from Python, and a resume could not bring its own. Callbacks added here, after
+    that, are not saved: each run gets its caller's. They go after the saved ones, whose
+    states Ray Tune restores by position. (Searches launched before Ray Tune's tables were
+    turned off are resumed without them too.) Under Ray Client the Tuner runs on the head:
+    the callbacks run there, and what they print goes to that process's log on the head.
+    """
+    import ray
+
+    client = tuner._is_ray_client
+    remote = tuner._remote_tuner if client else None
+    run_config = (
+        ray.get(remote.get_run_config.remote()) if client else tuner._local_tuner.get_run_config()
+    )
+    run_config.verbose = 0
+    run_config.callbacks = [*(run_config.callbacks or []), *callbacks]
+    if client:
+        ray.get(remote.set_run_config_and_remote_string_queue.remote(run_config, None))
 
 
 def build_tuner(
@@ -454,7 +478,12 @@ def driver_running(path: str) -> bool | None:
         return False
 
 
-def _read_job(path: str) -> JobSpec:
+def read_job(path: str) -> JobSpec:
+    """The job spec saved with the experiment at ``path`` (a local path or a URI).
+
+    Raises:
+        UserError: ``path`` is not a cusp-tune experiment, or its ``job.yaml`` is unreadable.
+    """
     if "://" not in path:
         from analysis.experiment import read_spec
 
@@ -490,6 +519,10 @@ def launch(
     removes what it wrote (so the same name can be launched again) and raises; an interrupt
     raises ``KeyboardInterrupt``. An interrupt after that returns an unfinished outcome.
 
+    ``callbacks`` are Ray Tune callbacks for this run only (a resume passes its own), e.g.
+    :class:`tune_jobs.progress.ProgressLines` for a line per trial event; Ray Tune's own
+    progress tables are off.
+
     Returns:
         The :class:`SearchOutcome`: every trial, the Pareto front of the completed ones, and
         whether every planned trial ended (``finished``).
@@ -507,7 +540,8 @@ def launch(
     try:
         with _driver_lock(path):
             _connect_and_check(spec, address)
-            tuner = build_tuner(spec, dataset, callbacks, stop=stop)
+            tuner = build_tuner(spec, dataset, stop=stop)
+            _add_run_callbacks(tuner, callbacks or ())
             if on_start is not None:
                 on_start()
             results = tuner.fit()
@@ -536,6 +570,7 @@ def resume(
 
     It must run where the search was launched: Ray Tune writes a resumed search's new trials
     to the experiment's original path, so a moved or copied experiment is refused.
+    ``callbacks``: as for :func:`launch`.
 
     Returns:
         The :class:`SearchOutcome` of the whole search, the trials of earlier runs included.
@@ -547,7 +582,7 @@ def resume(
     from ray import tune
 
     path = experiment_location(path)
-    spec = _read_job(path)
+    spec = read_job(path)
     if experiment_location(spec.experiment_path) != path:
         raise UserError(
             f"{path} was launched as {spec.experiment_path}, and Ray Tune would write the "
@@ -570,6 +605,7 @@ def resume(
             resume_errored=False,
             restart_errored=False,
         )
+        _add_run_callbacks(tuner, callbacks or ())
         if on_start is not None:
             on_start()
         results = tuner.fit()
@@ -700,7 +736,7 @@ def status(path: str) -> SearchStatus:
     from ray.tune import ExperimentAnalysis
 
     path = experiment_location(path)
-    spec = _read_job(path)
+    spec = read_job(path)
     # Ray warns, over several lines, about each trial without results yet: those are counted
     ray_analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
     level = ray_analysis_log.level
