@@ -48,6 +48,11 @@ class TrialConfig:
     the config is made, so that a search resumed, or a model evaluated, from another directory
     reads the same data; ``None`` stays "the default directory of the machine that loads it".
     ``dataset`` is kept under its registered name (``fashion_mnist`` -> ``fashion-mnist``).
+
+    ``augment`` applies the dataset's standard training augmentation (``DatasetInfo``'s
+    ``crop_padding`` and ``hflip``: a random crop with 4 px zero padding and a horizontal flip for
+    CIFAR-10, as in the paper's code; nothing for MNIST-like data) before the curriculum's spatial
+    transform; ``false`` turns it off.
     """
 
     dataset: str = "synthetic-digits"
@@ -59,6 +64,7 @@ class TrialConfig:
     model_width: float | None = None  # channel multiplier, for models that take one
     epochs: int = 5
     batch_size: int = 128
+    augment: bool = True  # the dataset's standard augmentation (CIFAR-10: crop pad 4 + flip)
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4

@@ -67,6 +67,10 @@ class DatasetInfo:
             normalisation layer.
         std: per-channel standard deviation of the training pixels in ``[0, 1]``.
         classes: human-readable class names, indexed by label.
+        crop_padding: the field's standard training augmentation, part 1: a random crop of the
+            image size from the image zero-padded by this many pixels per side (4 for CIFAR-10,
+            0 = none, as for MNIST in Madry et al.).
+        hflip: part 2: a random left-right flip with probability 1/2 (CIFAR-10).
     """
 
     name: str
@@ -79,6 +83,8 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: tuple[str, ...]
+    crop_padding: int = 0
+    hflip: bool = False
 
     def __post_init__(self) -> None:
         if self.channels <= 0 or self.image_size <= 0 or self.num_classes <= 1:
@@ -91,6 +97,14 @@ class DatasetInfo:
             raise ValueError(f"{self.name}: classes needs one name per class")
         if not (0 < self.eps_scale <= 1 and 0 < self.pgd_step_size <= 1 and self.pgd_steps > 0):
             raise ValueError(f"{self.name}: eps_scale, pgd_step_size and pgd_steps out of range")
+        padding = self.crop_padding
+        if (
+            isinstance(padding, bool)
+            or not isinstance(padding, int)
+            or not 0 <= padding < self.image_size
+            or not isinstance(self.hflip, bool)
+        ):
+            raise ValueError(f"{self.name}: crop_padding must be in [0, image_size), hflip a bool")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -790,6 +804,8 @@ CIFAR10_INFO = DatasetInfo(
         "ship",
         "truck",
     ),
+    crop_padding=4,  # the paper's (and the field's) random crop with 4 px padding
+    hflip=True,  # and horizontal flip
 )
 
 

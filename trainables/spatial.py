@@ -160,6 +160,50 @@ def random_spatial(
     return affine_batch(images, angles, shifts)
 
 
+def random_crop_flip(
+    images: torch.Tensor,
+    padding: int,
+    flip: bool,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The standard CIFAR training augmentation, batched and on the images' device.
+
+    Each image is padded with ``padding`` zero pixels per side and a window of its own size is
+    cropped at a uniformly random integer offset (torchvision's ``RandomCrop(size, padding)``);
+    with ``flip`` it is then mirrored left-right with probability 1/2
+    (``RandomHorizontalFlip()``). Draws happen on the generator's device, like
+    :func:`sample_spatial_params`. With ``padding == 0`` and no ``flip`` the input is returned.
+
+    Raises:
+        UserError: if ``padding`` is not a non-negative int.
+    """
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
+        raise UserError(f"padding must be a non-negative int, got {padding!r}")
+    if padding == 0 and not flip:
+        return images
+    n, channels, height, width = images.shape
+    device = images.device
+    draw_device = generator.device if generator is not None else device
+    out = images
+    if padding > 0:
+        offsets = torch.randint(
+            0, 2 * padding + 1, (n, 2), generator=generator, device=draw_device
+        ).to(device)
+        padded = F.pad(images, (padding, padding, padding, padding))
+        rows = offsets[:, 0:1] + torch.arange(height, device=device)  # (N, H)
+        cols = offsets[:, 1:2] + torch.arange(width, device=device)  # (N, W)
+        out = padded[
+            torch.arange(n, device=device).view(n, 1, 1, 1),
+            torch.arange(channels, device=device).view(1, channels, 1, 1),
+            rows.view(n, 1, height, 1),
+            cols.view(n, 1, 1, width),
+        ]
+    if flip:
+        mirrored = torch.rand(n, generator=generator, device=draw_device) < 0.5
+        out = torch.where(mirrored.to(device).view(n, 1, 1, 1), out.flip(3), out)
+    return out
+
+
 def translate_px(translate_frac: float, image_size: int) -> float:
     """Convert a translation range given as a fraction of the image size into pixels."""
     return float(translate_frac) * image_size
@@ -180,6 +224,7 @@ __all__ = [
     "affine_batch",
     "affine_matrices",
     "finite_number",
+    "random_crop_flip",
     "random_spatial",
     "rotation_grid",
     "sample_spatial_params",

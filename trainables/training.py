@@ -17,7 +17,7 @@ from torch import nn
 
 from trainables.attacks import pgd_linf, trades_attack
 from trainables.datasets import iterate_batches
-from trainables.spatial import random_spatial
+from trainables.spatial import random_crop_flip, random_spatial
 
 
 class Method(enum.StrEnum):
@@ -95,14 +95,15 @@ def batch_loss(
     """Loss and logits of one (already spatially transformed) batch; the model is in train mode.
 
     The adversarial example is computed with the model in eval mode (``pgd_linf`` switches it),
-    so batch-norm running statistics only see the examples the model is trained on.
+    so batch-norm running statistics only see the examples the model is trained on. TRADES runs
+    the clean and the adversarial batch through the model separately, as Zhang et al.'s code
+    does: one concatenated batch would normalise both with shared batch-norm statistics.
     """
     if method is Method.PGD and eps > 0:
         x = pgd_linf(model, x, y, eps, attack.step_size, attack.steps, generator=generator)
     if method is Method.TRADES and eps > 0:
         x_adv = trades_attack(model, x, eps, attack.step_size, attack.steps, generator=generator)
-        logits_all = model(torch.cat([x, x_adv]))
-        logits, logits_adv = logits_all[: x.shape[0]], logits_all[x.shape[0] :]
+        logits, logits_adv = model(x), model(x_adv)
         robust = F.kl_div(
             F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="batchmean"
         )
@@ -125,10 +126,15 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     amp: bool = False,
+    crop_padding: int = 0,
+    hflip: bool = False,
 ) -> EpochResult:
     """Train one epoch on ``A_eps(T_theta(x))``: a per-sample random rotation in
     ``[-theta, theta]`` and shift in ``[-translate, translate]`` px, then the method's attack at
     ``eps`` (``eps == 0`` is plain augmentation).
+
+    ``crop_padding`` and ``hflip`` are the dataset's standard augmentation
+    (:func:`~trainables.spatial.random_crop_flip`), applied to ``x`` before ``T_theta``.
 
     Raises:
         TrainingDiverged: when the epoch's loss is not finite.
@@ -143,6 +149,7 @@ def train_epoch(
     for x, y in iterate_batches(
         images, labels, batch_size, shuffle=True, generator=generator, drop_last=False
     ):
+        x = random_crop_flip(x, crop_padding, hflip, generator)
         x = random_spatial(x, theta_deg, translate_px, generator)
         autocast = (
             torch.autocast(device_type="cuda", dtype=torch.bfloat16)

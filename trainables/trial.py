@@ -153,6 +153,8 @@ class Trial:
             batch_size=self.config.batch_size,
             generator=self.generator,
             amp=self.config.amp,
+            crop_padding=self.info.crop_padding if self.config.augment else 0,
+            hflip=self.info.hflip and self.config.augment,
         )
         self.scheduler.step()
         self.epoch = epoch
