@@ -240,6 +240,67 @@ def check_objectives(
     return checked
 
 
+def evaluation_settings(experiment: Experiment | None) -> dict[str, float]:
+    """How a job's trials were measured: ``theta_eval`` (degrees), ``translate_eval``
+    (fraction of the image), ``eps_eval``, ``pgd_steps`` and ``pgd_step_size``, the dataset's
+    conventions where the job leaves a setting to them; NaN where unknown (None, or a job
+    whose settings do not build)."""
+    settings = {
+        "theta_eval": 180.0,
+        "translate_eval": 0.0,
+        "eps_eval": math.nan,
+        "pgd_steps": math.nan,
+        "pgd_step_size": math.nan,
+    }
+    if experiment is None:
+        return settings
+    try:
+        from trainables.config import TrialConfig
+        from trainables.datasets import dataset_info
+        from trainables.trial import pgd_schedule
+
+        config = TrialConfig.from_dict(experiment.spec.trial_config())
+        info = dataset_info(config.dataset)
+        steps, step_size = pgd_schedule(info, config.eval_pgd_steps, config.eval_pgd_step_size)
+        settings.update(
+            theta_eval=config.theta_eval,
+            translate_eval=config.translate_eval,
+            eps_eval=config.eps_eval if config.eps_eval is not None else info.eps_scale,
+            pgd_steps=steps,
+            pgd_step_size=step_size,
+        )
+    except Exception:  # descriptive only: an odd job must not stop a report
+        logger.debug("evaluation settings of %s unknown", experiment.path, exc_info=True)
+    return settings
+
+
+def pgd_text(settings: Mapping[str, float]) -> str:
+    """``"10 steps of 0.03"`` (``"1 step of 0.4"``) from :func:`evaluation_settings`, ``""``
+    when the steps are unknown."""
+    steps, size = settings["pgd_steps"], settings["pgd_step_size"]
+    if math.isnan(steps):
+        return ""
+    text = f"{steps:g} step{'' if steps == 1 else 's'}"
+    return text if math.isnan(size) else f"{text} of {size:.3g}"
+
+
+def evaluation_protocol(experiment: Experiment) -> dict[str, str]:
+    """What a job's trials were measured on and with, as text per setting: ``dataset``,
+    ``test images`` (its ``test_size``, or ``all``), ``rotation``, ``translation`` and ``PGD``
+    (budget, steps and step size). Two experiments are comparable where these agree."""
+    s = evaluation_settings(experiment)
+    test_size = experiment.spec.trial_config().get("test_size")
+    eps = "?" if math.isnan(s["eps_eval"]) else f"{s['eps_eval']:.3g}"
+    steps = pgd_text(s)
+    return {
+        "dataset": str(experiment.spec.dataset),
+        "test images": str(test_size) if test_size else "all",
+        "rotation": f"±{s['theta_eval']:g}°",
+        "translation": f"≤{s['translate_eval']:g} of the image" if s["translate_eval"] else "none",
+        "PGD": f"L∞ ε = {eps}" + (f", {steps}" if steps else ""),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading
 
@@ -302,14 +363,31 @@ def read_spec(directory: Path) -> Any:
     if not directory.is_dir() or not job_file.is_file():
         what = "does not exist" if not directory.exists() else f"has no {JOB_FILE}"
         raise UserError(
-            f"{directory} is not a cusp-tune experiment ({what}); pass the experiment directory "
-            "that `cusp-tune launch` printed"
+            f"{directory} is not a cusp-tune experiment ({what}); pass "
+            f"{_experiment_hint(directory)}"
         )
     try:
         raw = yaml.safe_load(job_file.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"{job_file} is unreadable ({type(exc).__name__}); restore it") from None
     return JobSpec.from_saved(raw, source=str(job_file))
+
+
+def _experiment_hint(directory: Path) -> str:
+    """What to pass instead of ``directory``: the experiment it is inside of (a trial or
+    checkpoint directory), the experiments it holds (a storage directory), or the directory
+    ``cusp-tune launch`` printed."""
+    for parent in list(directory.parents)[:3]:
+        if (parent / JOB_FILE).is_file():
+            return f"the experiment it belongs to, {parent}"
+    try:
+        held = sorted(c.name for c in directory.iterdir() if (c / JOB_FILE).is_file())
+    except OSError:
+        held = []
+    if held:
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        return f"one of the experiments it holds ({shown}), e.g. {directory / held[0]}"
+    return "the experiment directory that `cusp-tune launch` printed"
 
 
 def _read_state(directory: Path) -> dict[str, dict[str, Any]]:
@@ -686,10 +764,13 @@ __all__ = [
     "curriculum_summary",
     "display_names",
     "error_line",
+    "evaluation_protocol",
+    "evaluation_settings",
     "latest_checkpoint",
     "has_scheduler",
     "load_experiment",
     "metric_columns",
+    "pgd_text",
     "read_spec",
     "require_results",
     "short_label",

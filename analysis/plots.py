@@ -31,7 +31,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from analysis.experiment import Experiment, check_objectives, display_names  # noqa: E402
+from analysis.experiment import (  # noqa: E402
+    Experiment,
+    check_objectives,
+    display_names,
+    evaluation_settings,
+    pgd_text,
+)
 from analysis.hypervolume import (  # noqa: E402
     hypervolume_over_time,
     hypervolume_over_trials,
@@ -62,25 +68,9 @@ def _as_list(experiments: Experiments) -> list[Experiment]:
 
 
 def eval_settings_of(experiment: Experiment | None) -> dict[str, float]:
-    """``theta_eval`` (degrees), ``translate_eval`` (fraction) and ``eps_eval`` of a job, for
-    axis labels; the dataset's eps when the job leaves it to the dataset."""
-    settings = {"theta_eval": 180.0, "translate_eval": 0.0, "eps_eval": math.nan}
-    if experiment is None:
-        return settings
-    try:
-        from trainables.config import TrialConfig
-        from trainables.datasets import dataset_info
-
-        config = TrialConfig.from_dict(experiment.spec.trial_config())
-        eps = config.eps_eval
-        settings.update(
-            theta_eval=config.theta_eval,
-            translate_eval=config.translate_eval,
-            eps_eval=eps if eps is not None else dataset_info(config.dataset).eps_scale,
-        )
-    except Exception:  # labels only: an odd job must not stop a plot
-        pass
-    return settings
+    """:func:`~analysis.experiment.evaluation_settings` of ``experiment`` (its defaults for
+    None), for labels."""
+    return evaluation_settings(experiment)
 
 
 def is_fraction(metric: str) -> bool:
@@ -93,11 +83,12 @@ def metric_label(metric: str, experiment: Experiment | None = None) -> str:
     s = eval_settings_of(experiment)
     shift = f" + shift ≤{s['translate_eval']:g} of the image" if s["translate_eval"] else ""
     eps = f"{s['eps_eval']:.3g}" if not math.isnan(s["eps_eval"]) else "ε_eval"
+    steps = f", {pgd_text(s)}" if pgd_text(s) else ""
     labels = {
         "clean_acc": "clean accuracy (%)",
         "spatial_acc": f"spatial accuracy (%): random rotation ±{s['theta_eval']:g}°{shift}",
-        "adv_acc": f"adversarial accuracy (%): L∞ PGD, ε = {eps}",
-        "combined_acc": f"combined accuracy (%): PGD ε = {eps} on rotated images",
+        "adv_acc": f"adversarial accuracy (%): L∞ PGD, ε = {eps}{steps}",
+        "combined_acc": f"combined accuracy (%): PGD ε = {eps}{steps} on rotated images",
         "invariance_rate": "invariance rate (%): Pr[f(Tx) = f(x)]",
         "loss": "training loss (cross-entropy)",
         "train_acc": "training accuracy (%)",
@@ -109,6 +100,18 @@ def metric_label(metric: str, experiment: Experiment | None = None) -> str:
     if match := _ADV_PROFILE.match(metric):
         return f"accuracy (%): L∞ PGD, ε = {match.group(1)}"
     return f"{metric} (%)" if is_fraction(metric) else metric
+
+
+def _alike_note(experiments: list[Experiment]) -> str:
+    """A second title line when the experiments drawn were not evaluated alike
+    (:func:`~analysis.report.evaluation_differences`): the axis labels give the first one's
+    settings."""
+    from analysis.report import evaluation_differences
+
+    if len(experiments) < 2 or not evaluation_differences(experiments):
+        return ""
+    name = display_names(experiments)[0]
+    return f"\nnot evaluated alike (see the report): the axes state {name}'s settings"
 
 
 def _mode_word(mode: str) -> str:
@@ -161,15 +164,66 @@ def _objectives_of(experiments: list[Experiment], objectives: Objectives | None)
 
 
 def _annotate(ax: Any, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]) -> None:
+    """Label each point, its label kept inside the axes (:func:`_keep_inside`): to the right of
+    a point in the left half, to the left of one in the right half, alternately above and below
+    (below near the top)."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    texts = []
     for i, (x, y, label) in enumerate(zip(xs, ys, labels, strict=True)):
-        ax.annotate(
-            label,
-            (x, y),
-            xytext=(6, 6 if i % 2 == 0 else -11),
-            textcoords="offset points",
-            fontsize=7,
-            color="0.15",
+        right_half = (x - x0) / ((x1 - x0) or 1.0) > 0.5
+        near_top = (y - y0) / ((y1 - y0) or 1.0) > 0.9
+        texts.append(
+            ax.annotate(
+                label,
+                (x, y),
+                xytext=(-6 if right_half else 6, -11 if near_top or i % 2 else 6),
+                textcoords="offset points",
+                ha="right" if right_half else "left",
+                fontsize=7,
+                color="0.15",
+            )
         )
+    _keep_inside(ax, texts)
+
+
+def _keep_inside(ax: Any, texts: Sequence[Any], pad: float = 2.0) -> None:
+    """Keep annotations (offsets in points) inside the axes: one that sticks out on its side
+    of the point moves to the other side when it fits there, else it is shifted back inside by
+    as much as it sticks out plus ``pad`` points (one wider than the axes keeps its left end
+    in)."""
+    if not texts:
+        return
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    to_points = 72.0 / ax.figure.dpi
+
+    def inside(box: Any) -> bool:
+        return frame.x0 <= box.x0 and box.x1 <= frame.x1
+
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        if not inside(box):
+            ox, oy = text.xyann
+            side = text.get_horizontalalignment()
+            text.set_horizontalalignment("right" if side == "left" else "left")
+            text.xyann = (-ox, oy)
+            box = text.get_window_extent(renderer)
+            if not inside(box):  # fits on neither side: back to its own, shifted
+                text.set_horizontalalignment(side)
+                text.xyann = (ox, oy)
+                box = text.get_window_extent(renderer)
+        dx = dy = 0.0
+        if box.x1 > frame.x1:
+            dx = frame.x1 - box.x1 - pad / to_points
+        if box.x0 + dx < frame.x0:
+            dx = frame.x0 - box.x0 + pad / to_points
+        if box.y1 > frame.y1:
+            dy = frame.y1 - box.y1 - pad / to_points
+        elif box.y0 < frame.y0:
+            dy = frame.y0 - box.y0 + pad / to_points
+        if dx or dy:
+            ox, oy = text.xyann
+            text.xyann = (ox + dx * to_points, oy + dy * to_points)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +307,7 @@ def plot_front(
     subtitle = names[0] if single else ", ".join(names)
     if len(objectives) > 2:
         subtitle += f" (front on all {len(objectives)} objectives; first two shown)"
-    ax.set_title(f"{title}\n{subtitle}", fontsize=11)
+    ax.set_title(f"{title}\n{subtitle}{_alike_note(listed)}", fontsize=11)
     ax.grid(alpha=0.3)
     if plotted == 0:
         _no_trial_note(ax)
@@ -524,7 +578,7 @@ def plot_profiles(
             right,
             "eps",
             "L∞ PGD budget ε (pixel scale 0..1)",
-            f"Robustness profile: accuracy under PGD ({_pgd_steps(experiment)})",
+            f"Robustness profile: accuracy under PGD ({_pgd_steps(s)})",
         ),
     )
     for ax, kind, xlabel, title in panels:
@@ -590,9 +644,9 @@ def plot_profiles(
     return _save(fig, path)
 
 
-def _pgd_steps(experiment: Experiment) -> str:
-    steps = experiment.spec.trial_config().get("eval_pgd_steps")
-    return f"{steps} steps, random start" if steps else "random start"
+def _pgd_steps(settings: dict[str, float]) -> str:
+    steps = pgd_text(settings)
+    return f"{steps}, random start" if steps else "random start"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -705,7 +759,9 @@ def plot_tradeoffs(experiments: Experiments, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     names = ", ".join(display_names(listed))
-    fig.suptitle(f"Spatial vs adversarial robustness trade-off: {names}", fontsize=12)
+    fig.suptitle(
+        f"Spatial vs adversarial robustness trade-off: {names}{_alike_note(listed)}", fontsize=12
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -714,6 +770,7 @@ __all__ = [
     "eval_settings_of",
     "is_fraction",
     "metric_label",
+    "pgd_text",
     "plot_front",
     "plot_hypervolume",
     "plot_profiles",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
 import os
 import shutil
@@ -25,12 +26,15 @@ from analysis.experiment import (
     Experiment,
     check_objectives,
     display_names,
+    evaluation_protocol,
     load_experiment,
     require_results,
 )
 from analysis.hypervolume import hypervolume, reference_point
 from analysis.pareto import best_first
 from trainables.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 Objectives = Sequence[tuple[str, str]]
 ExperimentLike = str | os.PathLike[str] | Experiment
@@ -130,10 +134,13 @@ def compare(
     Columns: ``experiment``, ``preset``, ``sampler``, ``models``, ``trials_planned``,
     ``trials_completed``, ``trials_failed``, ``trials_stopped`` (stopped early by the scheduler),
     ``trials_unfinished`` (the other started trials: running, pending, or interrupted),
-    ``front_size``, ``hypervolume``, ``reference`` (the reference point, identical in every row)
-    and ``best_<metric>`` per objective. ``objectives`` default to the first experiment's;
+    ``front_size``, ``hypervolume``, ``reference`` (the reference point, identical in every row),
+    ``best_<metric>`` per objective and ``evaluation`` (what the trials were measured on and
+    with: :func:`evaluation_text`). ``objectives`` default to the first experiment's;
     ``reference`` to :func:`~analysis.hypervolume.reference_point` over every experiment's
-    completed trials. ``attrs["reference"]`` and ``attrs["objectives"]`` hold both.
+    completed trials. ``attrs["reference"]`` and ``attrs["objectives"]`` hold both, and
+    ``attrs["differences"]`` the :func:`evaluation_differences` (empty when the experiments
+    were measured alike: only then are their accuracies and hypervolumes comparable).
 
     Raises:
         UserError: a path is not an experiment, or an objective's metric is in no
@@ -170,11 +177,40 @@ def compare(
         }
         for metric, mode in objectives:
             row[f"best_{metric}"] = _best(done[metric], mode) if metric in done else math.nan
+        row["evaluation"] = evaluation_text(experiment)
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["reference"] = ref
     table.attrs["objectives"] = tuple(objectives)
+    table.attrs["differences"] = evaluation_differences(loaded)
     return table
+
+
+def evaluation_text(experiment: Experiment) -> str:
+    """The experiment's :func:`~analysis.experiment.evaluation_protocol` in one line."""
+    p = evaluation_protocol(experiment)
+    shift = f", translation {p['translation']}" if p["translation"] != "none" else ""
+    return (
+        f"{p['dataset']}, {p['test images']} test images; rotation {p['rotation']}{shift}; "
+        f"PGD {p['PGD']}"
+    )
+
+
+def evaluation_differences(experiments: Sequence[Experiment]) -> list[str]:
+    """One line per evaluation setting (:func:`~analysis.experiment.evaluation_protocol`) on
+    which experiments differ, ``"<setting>: <value> (<names>); <value> (<names>)"``; empty
+    when they were all measured alike."""
+    names = display_names(experiments)
+    protocols = [evaluation_protocol(e) for e in experiments]
+    lines = []
+    for key in protocols[0] if protocols else ():
+        groups: dict[str, list[str]] = {}
+        for name, protocol in zip(names, protocols, strict=True):
+            groups.setdefault(protocol[key], []).append(name)
+        if len(groups) > 1:
+            parts = [f"{value} ({', '.join(who)})" for value, who in groups.items()]
+            lines.append(f"{key}: " + "; ".join(parts))
+    return lines
 
 
 def _front_columns(frame: pd.DataFrame, objectives: Objectives, extra: bool) -> list[str]:
@@ -204,6 +240,9 @@ def _cell(value: Any) -> str:
         return f"{value:.4f}"
     return str(value)
 
+
+NOT_ALIKE = "These experiments were not evaluated alike"
+"""How the report and the log warn that compared experiments were measured differently."""
 
 MAX_TABLE_ROWS = 60
 """Rows :func:`format_front_table` prints at most by default (half from each end)."""
@@ -357,6 +396,7 @@ def _job_summary(experiment: Experiment, objectives: Objectives, row: Mapping[st
         f"- search: {_search_text(spec.search)}, "
         f"{spec.search.trials} trials planned, {spec.search.max_concurrent} at a time",
         f"- objectives: {_objective_text(objectives, experiment)}",
+        f"- evaluation: {row['evaluation']}",
         f"- trials: {_trial_counts(row)}, of {len(experiment.trials)} started "
         f"(status: {counts or 'none'})",
         f"- front: {row['front_size']} model{'' if row['front_size'] == 1 else 's'}; "
@@ -440,9 +480,16 @@ def _markdown(
             "",
             f"All hypervolumes from the same reference point {rows[0]['reference']}.",
             "",
-            markdown_table(comparison),
-            "",
         ]
+        differences = comparison.attrs.get("differences") or []
+        if differences:
+            parts += [
+                f"**{NOT_ALIKE}**: their accuracies and hypervolumes are not comparable.",
+                "",
+                *(f"- {line}" for line in differences),
+                "",
+            ]
+        parts += [markdown_table(comparison.drop(columns="evaluation")), ""]
     captions = {
         "front": "Pareto front: every completed trial, the front highlighted",
         "hypervolume_trials": "Hypervolume as trials complete",
@@ -483,6 +530,10 @@ def write_report(
     )
     names = display_names(experiments)
     comparison = compare(experiments, objectives)
+    if comparison.attrs["differences"]:
+        logger.warning(
+            "%s (not comparable): %s", NOT_ALIKE, " / ".join(comparison.attrs["differences"])
+        )
     ref = tuple(comparison.attrs["reference"])
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
@@ -538,6 +589,8 @@ __all__ = [
     "ReportFiles",
     "compare",
     "default_report_dir",
+    "evaluation_differences",
+    "evaluation_text",
     "format_failures",
     "format_front_table",
     "markdown_table",
