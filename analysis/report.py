@@ -387,7 +387,6 @@ def _job_summary(experiment: Experiment, objectives: Objectives, row: Mapping[st
             sizes.append(f"{label} {trial[key]}")
     dataset = f"{spec.dataset}" + (f" ({', '.join(sizes)})" if sizes else "")
     width = f" (width {trial['model_width']:g})" if trial.get("model_width") else ""
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(experiment.status_counts().items()))
     ref = row["reference"]
     lines = [
         f"- directory: `{experiment.path}`",
@@ -397,8 +396,8 @@ def _job_summary(experiment: Experiment, objectives: Objectives, row: Mapping[st
         f"{spec.search.trials} trials planned, {spec.search.max_concurrent} at a time",
         f"- objectives: {_objective_text(objectives, experiment)}",
         f"- evaluation: {row['evaluation']}",
-        f"- trials: {_trial_counts(row)}, of {len(experiment.trials)} started "
-        f"(status: {counts or 'none'})",
+        # not Ray Tune's statuses: an interrupted search's snapshot still says RUNNING
+        f"- trials: {_trial_counts(row)}, of {len(experiment.trials)} started",
         f"- front: {row['front_size']} model{'' if row['front_size'] == 1 else 's'}; "
         f"hypervolume **{row['hypervolume']:.4f}** (reference {ref})",
     ]

@@ -436,6 +436,16 @@ def test_a_terminated_trial_with_an_error_file_is_not_stopped(tmp_path):
     assert load_experiment(path).trials["stopped"].tolist() == [False, False]
 
 
+def test_the_report_of_an_interrupted_search_says_unfinished_not_ray_tunes_running(
+    mixed_experiment, tmp_path
+):
+    # Ray Tune's last snapshot of an interrupted search still says RUNNING
+    _write_state(mixed_experiment, {"aaa": "TERMINATED", "eee": "RUNNING", "fff": "PENDING"})
+    text = write_report([mixed_experiment], tmp_path / "report").report.read_text()
+    assert "- trials: 3 completed, 1 failed, 2 unfinished, of 6 started\n" in text
+    assert "RUNNING" not in text and "PENDING" not in text
+
+
 def test_the_report_counts_stopped_trials_apart(stopped_experiment, tmp_path, monkeypatch):
     table = compare(stopped_experiment)
     counts = table.loc[0, ["trials_completed", "trials_stopped", "trials_failed"]].tolist()
