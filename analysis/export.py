@@ -427,6 +427,7 @@ def evaluate_exported(
     pgd_steps: int | None = None,
     pgd_step_size: float | None = None,
     worst_case: str = "random",
+    worst_case_combined: bool = False,
 ) -> dict[str, float]:
     """Evaluate an exported model again on its own test set.
 
@@ -441,7 +442,10 @@ def evaluate_exported(
     step, 0.01 for MNIST-like data and 2/255 for CIFAR-10, when ``pgd_steps`` is at least the
     convention's 40 / 10; for fewer steps the step that keeps the convention's total travel,
     as in a search); ``worst_case="grid"`` for Engstrom et al.'s exhaustive 31 x 5 x 5 grid
-    instead of the worst of 10 random transforms.
+    instead of the worst of 10 random transforms. ``worst_case_combined`` adds
+    ``worst_case_combined_acc``, Engstrom et al.'s combined adversary: PGD on top of each of
+    10 random transforms in the same ranges, an image right only when right under all ten
+    (:func:`~trainables.evaluation.worst_case_combined_accuracy`; ten times the PGD cost).
 
     Returns ``clean_acc``, ``spatial_acc``, ``adv_acc``, ``combined_acc``, ``invariance_rate``,
     ``worst_case_spatial_acc`` (Engstrom et al.'s worst of 10 random rotations within
@@ -461,6 +465,7 @@ def evaluate_exported(
         evaluate,
         invariance_profile,
         robustness_profile,
+        worst_case_combined_accuracy,
         worst_case_spatial_accuracy,
     )
     from trainables.plugins import import_plugins
@@ -511,6 +516,10 @@ def evaluate_exported(
         batch_size=settings.batch_size,
         seed=settings.seed,
     )
+    if worst_case_combined:
+        metrics["worst_case_combined_acc"] = worst_case_combined_accuracy(
+            model, images, labels, settings
+        )
     if chosen in ("both", "rotation"):
         metrics.update(invariance_profile(model, images, labels, settings))
     if chosen in ("both", "eps"):

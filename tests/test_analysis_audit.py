@@ -24,7 +24,12 @@ from analysis.report import NOT_ALIKE
 from trainables.config import TrialConfig
 from trainables.datasets import load_dataset
 from trainables.errors import UserError
-from trainables.evaluation import EvalSettings, evaluate, worst_case_spatial_accuracy
+from trainables.evaluation import (
+    EvalSettings,
+    evaluate,
+    worst_case_combined_accuracy,
+    worst_case_spatial_accuracy,
+)
 from trainables.trial import Trial
 from tune_jobs.cli import main
 from tune_jobs.spec import load_job
@@ -239,11 +244,20 @@ def test_evaluate_refuses_bad_attack_settings(exported, change, message):
 
 def test_cli_evaluate_with_a_stronger_attack(exported, capsys):
     args = ["evaluate", str(exported), "--device", "cpu", "--profile", "none"]
-    assert main([*args, "--pgd-steps", "50", "--worst-case", "grid"]) == 0
+    assert main([*args, "--pgd-steps", "50", "--worst-case", "grid", "--worst-case-combined"]) == 0
     printed = dict(line.split() for line in capsys.readouterr().out.splitlines())
     strong = evaluate_exported(
-        exported, profile=None, device="cpu", pgd_steps=50, worst_case="grid"
+        exported,
+        profile=None,
+        device="cpu",
+        pgd_steps=50,
+        worst_case="grid",
+        worst_case_combined=True,
     )
+    model, images, labels = _direct(exported)
+    settings = EvalSettings(eps_eval=0.3, pgd_steps=50, pgd_step_size=0.01)
+    combined = worst_case_combined_accuracy(model, images, labels, settings)
+    assert strong["worst_case_combined_acc"] == combined
     assert {k: float(v) for k, v in printed.items()} == pytest.approx(strong, abs=5e-5)
     for bad in (["--pgd-step-size", "-1"], ["--pgd-steps", "0"], ["--worst-case", "worst"]):
         with pytest.raises(SystemExit) as exit_info:

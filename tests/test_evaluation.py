@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from trainables.errors import UserError
 from trainables.evaluation import (
     METRICS,
     EvalSettings,
@@ -11,6 +12,7 @@ from trainables.evaluation import (
     invariance_profile,
     robustness_profile,
     spatial_accuracy,
+    worst_case_combined_accuracy,
     worst_case_spatial_accuracy,
 )
 
@@ -78,6 +80,25 @@ def test_worst_case_spatial_is_below_random_spatial(trained_model, test_set):
     )
     worst = worst_case_spatial_accuracy(trained_model, *test_set, tries=10)
     assert worst < random_acc
+
+
+def test_worst_case_combined_takes_the_worst_of_pgd_on_each_transform(trained_model, test_set):
+    images, labels = test_set[0][:100], test_set[1][:100]
+    # with eps 0 and one try it is the accuracy under one random +-30 deg, +-3 px transform
+    one_transform = worst_case_combined_accuracy(
+        trained_model, images, labels, SETTINGS.replace(eps_eval=0.0), tries=1
+    )
+    random_acc, _ = spatial_accuracy(
+        trained_model, images, labels, 30.0, SETTINGS.replace(translate_eval=3 / 28)
+    )
+    assert one_transform == random_acc
+    # the first try of ten is that one try: an image robust to all ten is robust to it
+    one = worst_case_combined_accuracy(trained_model, images, labels, SETTINGS, tries=1)
+    ten = worst_case_combined_accuracy(trained_model, images, labels, SETTINGS, tries=10)
+    assert ten < one < random_acc
+    assert ten <= worst_case_spatial_accuracy(trained_model, images, labels, tries=10)
+    with pytest.raises(UserError, match="tries must be a positive int, got 0"):
+        worst_case_combined_accuracy(trained_model, images, labels, SETTINGS, tries=0)
 
 
 def test_float_images_in_unit_range_give_the_same_metrics_as_uint8(trained_model, digits):

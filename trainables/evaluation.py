@@ -318,6 +318,46 @@ def worst_case_spatial_accuracy(
     return correct.item() / max(int(images.shape[0]), 1)
 
 
+def worst_case_combined_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: EvalSettings,
+    *,
+    max_angle_deg: float = 30.0,
+    max_translate_px: float = 3.0,
+    tries: int = 10,
+) -> float:
+    """Accuracy under Engstrom et al.'s combined adversary: PGD (``settings``' budget, steps
+    and step size) on top of each of ``tries`` random rotations in ``+-max_angle_deg`` and
+    translations in ``+-max_translate_px``; an image counts only when every one of the
+    ``tries`` attacked images is classified right. It costs ``tries`` PGD runs per image (a
+    grid of transforms, 775 runs, is out of reach)."""
+    _check_inputs(images, labels, settings)
+    if isinstance(tries, bool) or not isinstance(tries, numbers.Integral) or tries < 1:
+        raise UserError(f"tries must be a positive int, got {tries!r}")
+    spatial_gen = _generator(images.device, settings.seed)
+    pgd_gen = _generator(images.device, settings.seed + 2)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    with eval_mode(model):
+        for x, y in _batches(images, labels, settings.batch_size):
+            robust = torch.ones_like(y, dtype=torch.bool)
+            for _ in range(tries):
+                x_spatial = random_spatial(x, max_angle_deg, max_translate_px, spatial_gen)
+                x_adv = pgd_linf(
+                    model,
+                    x_spatial,
+                    y,
+                    settings.eps_eval,
+                    settings.pgd_step_size,
+                    settings.pgd_steps,
+                    generator=pgd_gen,
+                )
+                robust &= _predict(model, x_adv) == y
+            correct += robust.sum()
+    return correct.item() / max(int(images.shape[0]), 1)
+
+
 __all__ = [
     "DEFAULT_PROFILE_THETAS",
     "METRICS",
@@ -330,5 +370,6 @@ __all__ = [
     "robustness_profile",
     "spatial_accuracy",
     "spatial_profile_key",
+    "worst_case_combined_accuracy",
     "worst_case_spatial_accuracy",
 ]

@@ -337,6 +337,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         pgd_steps=args.pgd_steps,
         pgd_step_size=args.pgd_step_size,
         worst_case=args.worst_case,
+        worst_case_combined=args.worst_case_combined,
     )
     for key, value in metrics.items():
         print(f"  {key:<28} {value:.4f}")
@@ -508,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Engstrom et al.'s spatial attack (+-30 deg, +-3 px): worst of 10 random "
         "transforms (worst_case_spatial_acc) or the exhaustive 31 x 5 x 5 grid "
         "(worst_case_spatial_acc_grid)",
+    )
+    evaluate.add_argument(
+        "--worst-case-combined",
+        action="store_true",
+        help="also worst_case_combined_acc: PGD on top of each of 10 random transforms "
+        "(+-30 deg, +-3 px), right only when right under all (Engstrom et al.; 10x the PGD cost)",
     )
     evaluate.set_defaults(func=cmd_evaluate)
     return parser
