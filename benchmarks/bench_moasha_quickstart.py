@@ -38,34 +38,34 @@ on 200 test images. "To match", "per seed", HV columns: as in ``bench_moasha.py`
 ``--quick`` runs one seed of a smaller search (3 epochs, a rung at epoch 1, 4 trials, 256
 training and 100 test images) as a smoke test of the path; its figures mean little.
 
-Figures (``python -m benchmarks.bench_moasha_quickstart``; 2 CPU cores shared with other work,
-7.5 min, 10.5 min under a load average of 3.5; 4 seeds; budget 12 trials x 9 epochs = 108
-epochs; HV in % of the unit square; columns as in ``bench_moasha.py``, "stopped": by MO-ASHA)::
+Figures (``python -m benchmarks.bench_moasha_quickstart``; 2 CPU cores, 7.2 min; 4 seeds;
+budget 12 trials x 9 epochs = 108 epochs; HV in % of the unit square; columns as in
+``bench_moasha.py``, "stopped": by MO-ASHA)::
 
     method  HV @10%     HV @25%      HV @40%      HV @100%     to match  per seed  trials  stopped
-    moasha  0.0 +- 0.0  29.4 +- 3.9  34.5 +- 5.4  40.2 +- 5.5  never     never     25      58%
-    none    0.0 +- 0.0  30.4 +- 2.5  38.9 +- 6.0  44.0 +- 2.1  100%      95%       12      0%
-    random  0.0 +- 0.0  30.4 +- 2.5  38.9 +- 6.0  43.5 +- 7.3  never     81%       12      0%
+    moasha  0.0 +- 0.0  29.0 +- 5.0  30.9 +- 7.0  43.4 +- 2.7  84%       76%       25      58%
+    none    0.0 +- 0.0  29.0 +- 5.0  37.3 +- 5.8  42.2 +- 2.4  100%      94%       12      0%
+    random  0.0 +- 0.0  29.0 +- 5.0  37.3 +- 5.8  43.0 +- 7.0  99%       75%       12      0%
 
-Per seed, HV at the budget: moasha 45.8, 42.8, 33.1, 39.1 (10, 8, 7 and 7 trials completed
-within the budget); none 44.8, 45.6, 41.0, 44.7; random 46.7, 47.7, 32.5, 47.2. ``none`` and
+Per seed, HV at the budget: moasha 45.8, 45.4, 40.2, 42.2 (9, 8, 8 and 7 trials completed
+within the budget); none 43.9, 40.4, 40.0, 44.7; random 46.2, 47.1, 32.5, 46.2. ``none`` and
 ``random`` repeat exactly (same configs, seeded trials); ``moasha`` depends on the order in which
-results arrive: a previous run of the same searches gave 41.7, 42.8, 32.8, 41.6 (39.7 +- 4.7 at
-100 %, 34.5 +- 5.4 at 40 %). The first ``nsga2`` generation is random sampling with the same seed,
-so all three methods start with the same 4 configs (``none`` and ``random`` are equal up to
-40 %).
+results arrive. The first ``nsga2`` generation is random sampling with the same seed, so all three
+methods start with the same 4 configs (``none`` and ``random`` are equal up to 40 %).
 
-**The target is not met on the job: MO-ASHA ends 4 points below no early stopping** and never
-reaches its final hypervolume. Why, measured: the rungs hardly predict the end. Spearman's
-correlation between a trial's value at a rung and its final value, over the 96 full trials of
-``none`` and ``random``: ``spatial_acc`` -0.21 at epoch 1 and 0.55 at epoch 3; ``adv_acc`` 0.43
-and 0.78. At epoch 1 the ranking on ``spatial_acc`` is slightly *reversed*, and a 100-image
-evaluation subset adds noise; with a budget of 12 full trials MO-ASHA completes only 7-10 of its
-18-30 trials. With a later first rung (``Settings(grace=3)``: one rung, at epoch 3) MO-ASHA
-comes level but no further: 37.7 at 40 % of the epochs and 43.9 at 100 %, against 44.0 for no
-early stopping. With twice the budget too (``Settings(grace=3, trials=24,
-moasha_trials=120)``, 216 epochs) it finishes ahead, 47.0 against 46.3, but matches no early
-stopping's final HV only after 91 % of the epochs (43.1 at 40 %).
+**The target is not met on the job: MO-ASHA ends level with no early stopping** (43.4 against
+42.2) and reaches its final hypervolume only after 84 % of the epochs, behind it at 40 % (30.9
+against 37.3). Why, measured: the rungs hardly predict the end. Spearman's correlation between a
+trial's value at a rung and its final value, over the 96 full trials of ``none`` and ``random``:
+``spatial_acc`` -0.34 at epoch 1 and 0.60 at epoch 3; ``adv_acc`` 0.30 and 0.78. At epoch 1 the
+ranking on ``spatial_acc`` is *reversed*, and a 200-image evaluation subset adds noise; with a
+budget of 12 full trials MO-ASHA completes only 7-9 of its 18-29 trials.
+
+Before TRADES ran its clean and adversarial batches through batch norm separately (its trials
+train differently since), the same run gave MO-ASHA 40.2 against 44.0 at the budget, never
+matching; a later first rung (``Settings(grace=3)``) came level (43.9 against 44.0), and with
+twice the budget too (``Settings(grace=3, trials=24, moasha_trials=120)``, 216 epochs) it finished
+ahead, 47.0 against 46.3, matching only after 91 % of the epochs.
 """
 
 from __future__ import annotations
