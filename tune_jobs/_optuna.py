@@ -5,12 +5,18 @@ keeps the searcher consistent with Tune's own trial states across ``resume``. To
 ``optuna-dashboard`` open a search, ``JournaledOptunaSearch`` also copies every finished trial
 into an Optuna journal file in the experiment directory (``optuna-journal.log``). The copy is
 idempotent (keyed by Tune's trial id) and only ever holds finished trials, so it never shows a
-trial RUNNING forever, even after the driver was killed.
+trial RUNNING forever, even after the driver was killed. It copies each trial's system
+attributes too (NSGA-II's generation, TPE's constant-liar parameters), so a study continued from
+the journal keeps the sampler's state.
+
+A proposal that repeats an earlier trial's parameters is answered from the study instead of
+being trained again (see :meth:`JournaledOptunaSearch.suggest`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,10 @@ logger = logging.getLogger(__name__)
 JOURNAL_FILE = "optuna-journal.log"
 STUDY_NAME = "cusp-tune"
 TUNE_TRIAL_ID_ATTR = "tune_trial_id"
+REPEAT_OF_ATTR = "repeat_of_trial"
+"""User attribute of a repeat answered from the study: the number of the trial it repeats."""
+MAX_REDRAWS = 16
+"""How many repeats in a row one suggestion answers from the study before it runs one."""
 
 
 class JournaledOptunaSearch(OptunaSearch):
@@ -33,6 +43,40 @@ class JournaledOptunaSearch(OptunaSearch):
     def __init__(self, *args: Any, journal_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._journal_path = journal_path
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """Ray's suggestion, drawn again while it repeats the parameters of another trial.
+
+        Samplers propose configurations they already have (NSGA-II copies a parent that neither
+        crossover nor mutation changed; GP returns to a corner of the space), and training one
+        again gives the same result (the trial seed is fixed). As Optuna's FAQ advises, such a
+        repeat is told the earlier trial's outcome (``PRUNED`` if that was stopped early;
+        ``FAIL`` while it still runs, so samplers ignore it) and the sampler is asked again, up
+        to :data:`MAX_REDRAWS` times. Those Optuna trials are the sampler's only: Tune never
+        runs them and the journal does not list them.
+        """
+        config = super().suggest(trial_id)
+        for _ in range(MAX_REDRAWS):
+            repeat = self._ot_trials[trial_id]
+            twin = _earlier_twin(self._ot_study, repeat.number, repeat.params)
+            if twin is None:
+                return config
+            del self._ot_trials[trial_id]
+            repeat.set_user_attr(REPEAT_OF_ATTR, twin.number)
+            if twin.state == optuna.trial.TrialState.COMPLETE:
+                self._ot_study.tell(repeat, twin.values)
+            elif twin.state == optuna.trial.TrialState.PRUNED:
+                self._ot_study.tell(repeat, state=optuna.trial.TrialState.PRUNED)
+            else:  # still running: no outcome to copy
+                self._ot_study.tell(repeat, state=optuna.trial.TrialState.FAIL)
+            config = super().suggest(trial_id)
+        logger.warning(
+            "the sampler proposed earlier trials' parameters %d times in a row; trial %s runs "
+            "one of them again",
+            MAX_REDRAWS + 1,
+            trial_id,
+        )
+        return config
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
@@ -50,6 +94,35 @@ class JournaledOptunaSearch(OptunaSearch):
     def _mirror(self, trial_id: str) -> None:
         if Path(self._journal_path).parent.is_dir():  # not when the experiment has moved
             mirror_trials(self._journal_path, self._ot_study, {trial_id: self._ot_trials[trial_id]})
+
+
+_TWIN_STATES = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.RUNNING,
+)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal, or floats equal up to rounding (GP proposes both 180.0 and 179.99999999999997)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return type(a) is type(b) and a == b
+
+
+def _earlier_twin(
+    study: optuna.Study, number: int, params: dict[str, Any]
+) -> optuna.trial.FrozenTrial | None:
+    """A trial of ``study`` other than ``number`` with the same ``params`` that completed, was
+    stopped early or is running (a failed one may be tried again); ``None`` if there is none."""
+    for other in study.get_trials(deepcopy=False, states=_TWIN_STATES):
+        if (
+            other.number != number
+            and other.params.keys() == params.keys()
+            and all(_same_value(other.params[k], v) for k, v in params.items())
+        ):
+            return other
+    return None
 
 
 def mirror_trials(journal_path: str | Path, study: optuna.Study, trials: dict[str, Any]) -> int:
@@ -72,6 +145,7 @@ def mirror_trials(journal_path: str | Path, study: optuna.Study, trials: dict[st
                 params=frozen.params,
                 distributions=frozen.distributions,
                 user_attrs={**frozen.user_attrs, TUNE_TRIAL_ID_ATTR: trial_id},
+                system_attrs=frozen.system_attrs,
             )
         )
         added += 1
@@ -112,6 +186,8 @@ def open_journal_study(path: str | Path, directions: Any = None) -> optuna.Study
 __all__ = [
     "JOURNAL_FILE",
     "JournaledOptunaSearch",
+    "MAX_REDRAWS",
+    "REPEAT_OF_ATTR",
     "mirror_trials",
     "open_journal_study",
     "sync_journal",

@@ -225,11 +225,13 @@ def _trainable(spec: JobSpec, dataset: Any) -> Any:
 def _searcher(spec: JobSpec, journal_path: str | None) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
+    paper = spec.paper_point()
     searcher = JournaledOptunaSearch(
         space=spec.make_space(),
         metric=list(spec.metrics),
         mode=list(spec.modes),
         sampler=spec.search.make_sampler(),
+        points_to_evaluate=[paper] if paper else None,
         journal_path=journal_path,
     )
     return ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent)

@@ -180,6 +180,7 @@ _SEARCH_KEYS = (
     "seed",
     "trials",
     "max_concurrent",
+    "paper_first",
 )
 _RESOURCES_KEYS = ("cpu", "gpu")
 _CHECKPOINT_KEYS = ("every", "keep")
@@ -517,6 +518,8 @@ class SearchSettings:
         trials: number of trials (Optuna ``n_trials`` / Tune ``num_samples``); for a grid, the
             number of grid points.
         max_concurrent: trials running at once.
+        paper_first: train the authors' CuSP schedule as the first trial when the space holds
+            it (:meth:`JobSpec.paper_point`), so the front can be read against the paper's model.
         grid: flat trial key -> list of values. A non-empty grid replaces the Optuna search by
             Ray Tune's grid search over every combination (trade-off studies); ``preset``,
             ``bounds`` and the sampler are then unused.
@@ -530,9 +533,12 @@ class SearchSettings:
     seed: int = 0
     trials: int = 16
     max_concurrent: int = 2
+    paper_first: bool = True
 
     def __post_init__(self) -> None:
         _as_str(self.preset, "search.preset")
+        if not isinstance(self.paper_first, bool):
+            raise UserError(f"search.paper_first must be true or false, got {self.paper_first!r}")
         _choice(self.sampler, "search.sampler", SAMPLERS)
         _as_int(self.seed, "search.seed", minimum=0)
         _as_int(self.trials, "search.trials", minimum=1)
@@ -990,6 +996,28 @@ class JobSpec:
         except UserError as exc:
             raise _bounds_error(exc) from None
 
+    def paper_point(self) -> dict[str, Any] | None:
+        """The Optuna parameters of the authors' CuSP schedule (PGD; theta 120 -> 150 -> 180 and
+        eps 1/4 -> 1/2 -> 1 of the dataset's at the LR drops:
+        ``search_spaces.paper_cusp_params``) when ``search.paper_first`` is on and the job's
+        space holds it (a ``cusp`` or ``joint`` search whose bounds reach theta 180 and the
+        dataset's eps, with PGD, the joint order, no translation and, for ``joint``, the step
+        schedule); else None. The sampler picks what the point leaves open (the model)."""
+        if self.search.grid or not self.search.paper_first:
+            return None
+        if self.search.preset not in ("cusp", "joint"):
+            return None
+        bounds = self.search_bounds()
+        inside = (
+            bounds.theta_max[0] <= 180.0 <= bounds.theta_max[1]
+            and bounds.eps_max[0] <= self.eps_scale <= bounds.eps_max[1]
+            and bounds.translate_max[1] == 0.0
+            and "pgd" in bounds.methods
+            and "joint" in bounds.orders
+            and (self.search.preset == "cusp" or "step" in bounds.schedules)
+        )
+        return _search_spaces().paper_cusp_params(self.eps_scale) if inside else None
+
     def make_space(self) -> Any:
         """``search_spaces.make_space(preset, bounds, epochs)`` for this job: the callable
         ``OptunaSearch(space=...)`` takes. Its keys never overlap :attr:`trial` (checked at
@@ -1214,7 +1242,7 @@ def _objectives(value: Any) -> tuple[Objective, ...]:
     return tuple(objectives)
 
 
-GRID_UNUSED = ("preset", "bounds", "sampler", "sampler_options", "seed")
+GRID_UNUSED = ("preset", "bounds", "sampler", "sampler_options", "seed", "paper_first")
 
 
 def _search(raw: dict[str, Any]) -> SearchSettings:
@@ -1227,6 +1255,8 @@ def _search(raw: dict[str, Any]) -> SearchSettings:
     for key in ("seed", "trials", "max_concurrent"):
         if key in raw:
             kwargs[key] = _as_int(raw[key], f"search.{key}")
+    if "paper_first" in raw:
+        kwargs["paper_first"] = raw["paper_first"]
     bounds = _as_mapping(raw.get("bounds"), "search.bounds")
     if bounds:
         if "models" in bounds:
