@@ -38,34 +38,38 @@ on 200 test images. "To match", "per seed", HV columns: as in ``bench_moasha.py`
 ``--quick`` runs one seed of a smaller search (3 epochs, a rung at epoch 1, 4 trials, 256
 training and 100 test images) as a smoke test of the path; its figures mean little.
 
-Figures (``python -m benchmarks.bench_moasha_quickstart``; 2 CPU cores, 7.2 min; 4 seeds;
+Figures (``python -m benchmarks.bench_moasha_quickstart``; 2 CPU cores, 6.8 min; 4 seeds;
 budget 12 trials x 9 epochs = 108 epochs; HV in % of the unit square; columns as in
-``bench_moasha.py``, "stopped": by MO-ASHA)::
+``bench_moasha.py``, "stopped": by MO-ASHA; every search's first trial is the paper's schedule,
+``search.paper_first``)::
 
     method  HV @10%     HV @25%      HV @40%      HV @100%     to match  per seed  trials  stopped
-    moasha  0.0 +- 0.0  29.0 +- 5.0  30.9 +- 7.0  43.4 +- 2.7  84%       76%       25      58%
-    none    0.0 +- 0.0  29.0 +- 5.0  37.3 +- 5.8  42.2 +- 2.4  100%      94%       12      0%
-    random  0.0 +- 0.0  29.0 +- 5.0  37.3 +- 5.8  43.0 +- 7.0  99%       75%       12      0%
+    moasha  0.0 +- 0.0  31.9 +- 6.9  36.2 +- 5.3  43.4 +- 4.2  76%       84%       23      56%
+    none    0.0 +- 0.0  25.3 +- 7.0  35.1 +- 3.9  40.3 +- 3.6  100%      95%       12      0%
+    random  0.0 +- 0.0  25.3 +- 7.0  35.1 +- 3.9  43.1 +- 6.3  63%       71%       12      0%
 
-Per seed, HV at the budget: moasha 45.8, 45.4, 40.2, 42.2 (9, 8, 8 and 7 trials completed
-within the budget); none 43.9, 40.4, 40.0, 44.7; random 46.2, 47.1, 32.5, 46.2. ``none`` and
+Per seed, HV at the budget: moasha 45.8, 39.6, 40.2, 48.2 (9, 8, 8 and 8 trials completed
+within the budget); none 43.2, 39.7, 35.5, 42.9; random 46.2, 46.2, 33.7, 46.2. ``none`` and
 ``random`` repeat exactly (same configs, seeded trials); ``moasha`` depends on the order in which
 results arrive. The first ``nsga2`` generation is random sampling with the same seed, so all three
-methods start with the same 4 configs (``none`` and ``random`` are equal up to 40 %).
+methods start with the same 4 configs (``none`` and ``random`` are equal up to 40 %); past them
+the job's NSGA-II population of 4 does worse than random sampling.
 
-**The target is not met on the job: MO-ASHA ends level with no early stopping** (43.4 against
-42.2) and reaches its final hypervolume only after 84 % of the epochs, behind it at 40 % (30.9
-against 37.3). Why, measured: the rungs hardly predict the end. Spearman's correlation between a
-trial's value at a rung and its final value, over the 96 full trials of ``none`` and ``random``:
-``spatial_acc`` -0.34 at epoch 1 and 0.60 at epoch 3; ``adv_acc`` 0.30 and 0.78. At epoch 1 the
-ranking on ``spatial_acc`` is *reversed*, and a 200-image evaluation subset adds noise; with a
-budget of 12 full trials MO-ASHA completes only 7-9 of its 18-29 trials.
+**The target is not met on the job: MO-ASHA ends 3 points above no early stopping** (43.4
+against 40.3) but reaches its final hypervolume only after 76 % of the epochs (per seed 84 %);
+at 40 % it is level (36.2 against 35.1). Why, measured: the rungs hardly predict the end.
+Spearman's correlation between a trial's value at a rung and its final value, over the 96 full
+trials of ``none`` and ``random``: ``spatial_acc`` -0.36 at epoch 1 and 0.68 at epoch 3;
+``adv_acc`` 0.38 and 0.81. At epoch 1 the ranking on ``spatial_acc`` is *reversed*, and a
+200-image evaluation subset adds noise; with a budget of 12 full trials MO-ASHA completes only
+8-9 of its 19-25 trials.
 
-Before TRADES ran its clean and adversarial batches through batch norm separately (its trials
-train differently since), the same run gave MO-ASHA 40.2 against 44.0 at the budget, never
-matching; a later first rung (``Settings(grace=3)``) came level (43.9 against 44.0), and with
-twice the budget too (``Settings(grace=3, trials=24, moasha_trials=120)``, 216 epochs) it finished
-ahead, 47.0 against 46.3, matching only after 91 % of the epochs.
+Before TRADES ran its clean and adversarial batches through batch norm separately and before
+the paper's schedule came first (the job's trials differ since), the same run gave MO-ASHA 40.2
+against 44.0 at the budget, never matching; a later first rung (``Settings(grace=3)``) came
+level (43.9 against 44.0), and with twice the budget too (``Settings(grace=3, trials=24,
+moasha_trials=120)``, 216 epochs) it finished ahead, 47.0 against 46.3, matching only after 91 %
+of the epochs.
 """
 
 from __future__ import annotations
