@@ -67,12 +67,6 @@ def _as_list(experiments: Experiments) -> list[Experiment]:
     return listed
 
 
-def eval_settings_of(experiment: Experiment | None) -> dict[str, float]:
-    """:func:`~analysis.experiment.evaluation_settings` of ``experiment`` (its defaults for
-    None), for labels."""
-    return evaluation_settings(experiment)
-
-
 def is_fraction(metric: str) -> bool:
     """Whether a metric is an accuracy or a rate in ``[0, 1]`` (drawn in percent)."""
     return metric.endswith("_acc") or "_acc@" in metric or metric == "invariance_rate"
@@ -80,7 +74,7 @@ def is_fraction(metric: str) -> bool:
 
 def metric_label(metric: str, experiment: Experiment | None = None) -> str:
     """An axis label that says what the metric measures, with its unit."""
-    s = eval_settings_of(experiment)
+    s = evaluation_settings(experiment)
     shift = f" + shift ≤{s['translate_eval']:g} of the image" if s["translate_eval"] else ""
     eps = f"{s['eps_eval']:.3g}" if not math.isnan(s["eps_eval"]) else "ε_eval"
     steps = f", {pgd_text(s)}" if pgd_text(s) else ""
@@ -566,7 +560,7 @@ def plot_profiles(
     shown = front.loc[[group[0] for group in groups]]
     repeats = {group[0]: len(group) - 1 for group in groups}
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
-    s = eval_settings_of(experiment)
+    s = evaluation_settings(experiment)
     panels = (
         (
             left,
@@ -767,10 +761,8 @@ def plot_tradeoffs(experiments: Experiments, path: str | Path) -> Path:
 
 
 __all__ = [
-    "eval_settings_of",
     "is_fraction",
     "metric_label",
-    "pgd_text",
     "plot_front",
     "plot_hypervolume",
     "plot_profiles",

@@ -92,15 +92,12 @@ class ProgressLines(Callback):
             f"{t.trial_id} epoch {_epoch(t.last_result) or 0}/{t.config.get('epochs', '?')}"
             for t in running
         )
-        ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
-        self._line(f"{self._of_planned(ended)} ended; running: {epochs}")
+        self._line(f"{self._ended(trials)} ended; running: {epochs}")
 
-    def _ended(self, trials: Sequence[Any], trial: Any) -> str:
-        # Ray Tune calls the hooks before it sets the trial's own status
-        ended = sum(t.status in ("TERMINATED", "ERROR") or t is trial for t in trials)
-        return self._of_planned(ended)
-
-    def _of_planned(self, count: int) -> str:
+    def _ended(self, trials: Sequence[Any], trial: Any = None) -> str:
+        """How many trials have ended, ``trial`` included (Ray Tune calls the end hooks before
+        it sets the ending trial's own status), of how many planned."""
+        count = sum(t.status in ("TERMINATED", "ERROR") or t is trial for t in trials)
         return f"{count} of {self.planned}" if self.planned else str(count)
 
     def _line(self, text: str) -> None:
