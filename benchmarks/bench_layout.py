@@ -18,7 +18,7 @@ import torch
 from benchmarks._harness import Result, device_sync, ratio_result, time_alternating
 
 QUICK_MODELS = ("stdcnn", "gcnn-c4")
-CIFAR_ONLY = ("vgg16", "resnet18")
+CIFAR_ONLY = ("vgg16", "resnet18", "gcnn-resnet18")
 
 
 def run(quick: bool, device: str) -> list[Result]:

@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 from trainables.errors import UserError
 from trainables.models import (
     EquivariantCNN,
+    EquivariantResNet,
     Normalize,
     build_model,
     export_model,
@@ -24,8 +26,10 @@ from trainables.models import (
     register_model,
 )
 
-GCNNS = ("gcnn-c4", "gcnn-c8", "gcnn-d4")
-ALL_MODELS = ("gcnn-c4", "gcnn-c8", "gcnn-d4", "lenet", "resnet18", "stdcnn", "vgg16")
+GCNNS = ("gcnn-c4", "gcnn-c8", "gcnn-d4", "gcnn-resnet18")
+ALL_MODELS = (
+    "gcnn-c4", "gcnn-c8", "gcnn-d4", "gcnn-resnet18", "lenet", "resnet18", "stdcnn", "vgg16",
+)  # fmt: skip
 # Every supported (model, image size, channels) combination.
 CASES = [
     (name, size, channels)
@@ -34,7 +38,19 @@ CASES = [
     for channels in get_model_spec(name).in_channels
 ]
 # The combinations the datasets use: 28x28x1 (MNIST-like) and 32x32x3 (CIFAR-like).
-GCNN_CASES = [(name, size, 1 if size == 28 else 3) for name in GCNNS for size in (28, 32)]
+GCNN_CASES = [
+    (name, size, 1 if size == 28 else 3)
+    for name in GCNNS
+    for size in (28, 32)
+    if size in get_model_spec(name).image_sizes
+]
+# gcnn-resnet18 takes 8 s to build at width 1 (test_gcnn_resnet18_is_the_papers_layout does).
+SMALL = {"gcnn-resnet18": {"width": 0.25}}
+
+
+def _build(name: str, channels: int, size: int, **kwargs: Any) -> nn.Module:
+    """``build_model`` with 10 classes, at a width that builds in about a second."""
+    return build_model(name, channels, 10, size, **SMALL.get(name, {}), **kwargs)
 
 
 def _images(batch: int, channels: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -78,7 +94,7 @@ def test_register_model_rejects_duplicates() -> None:
 @pytest.mark.parametrize(("name", "size", "channels"), CASES)
 def test_forward_backward(name: str, size: int, channels: int) -> None:
     torch.manual_seed(0)
-    model = build_model(name, channels, 7, size)
+    model = build_model(name, channels, 7, size, **SMALL.get(name, {}))
     assert model.training
     assert isinstance(next(iter(model.children())), Normalize), "Normalize must come first"
     x = _images(2, channels, size)
@@ -113,7 +129,7 @@ def test_plain_cnn_is_not_rotation_invariant() -> None:
 def test_gcnn_invariance_and_export(name: str, size: int, channels: int) -> None:
     torch.manual_seed(0)
     x = _images(3, channels, size, seed=2)
-    model = build_model(name, channels, 10, size, mean=(0.4,) * channels, std=(0.3,) * channels)
+    model = _build(name, channels, size, mean=(0.4,) * channels, std=(0.3,) * channels)
     model = _trained_stats(model, x)
     group = get_model_spec(name).group
     transforms = [lambda t, k=k: torch.rot90(t, k, (2, 3)) for k in (1, 2, 3)]
@@ -223,42 +239,87 @@ def test_state_dict_round_trip(name: str, tmp_path: Path) -> None:
     size = spec.image_sizes[0]
     channels = 1 if size == 28 else 3
     x = _images(2, channels, size)
-    model = _trained_stats(build_model(name, channels, 10, size, mean=(0.3,) * channels), x)
+    model = _trained_stats(_build(name, channels, size, mean=(0.3,) * channels), x)
     path = tmp_path / "weights.pt"
     torch.save(model.state_dict(), path)
     state = torch.load(path, weights_only=True)
     with torch.no_grad():
         expected = model(x)
         # Into a fresh model in train mode, then eval ...
-        fresh = build_model(name, channels, 10, size)
+        fresh = _build(name, channels, size)
         fresh.load_state_dict(state)
         assert torch.allclose(fresh.eval()(x), expected, atol=1e-6)
         # ... and into a fresh model already in eval mode (cached e2cnn filters are refreshed).
-        fresh_eval = build_model(name, channels, 10, size).eval()
+        fresh_eval = _build(name, channels, size).eval()
         fresh_eval.load_state_dict(state)
         assert torch.allclose(fresh_eval(x), expected, atol=1e-6)
         # A train-mode checkpoint has the same keys as an eval-mode one.
         assert model.train().state_dict().keys() == state.keys()
 
 
-def test_gcnn_pickles_and_deep_copies() -> None:
+@pytest.mark.parametrize(("name", "cls", "head"), [
+    ("gcnn-c8", EquivariantCNN, "head.0"), ("gcnn-resnet18", EquivariantResNet, "linear"),
+])  # fmt: skip
+def test_gcnn_pickles_and_deep_copies(name: str, cls: type, head: str) -> None:
     """e2cnn's groups hold lambdas; the model pickles by constructor arguments + state dict."""
-    x = _images(2, 1, 28)
-    model = _trained_stats(build_model("gcnn-c8", 1, 10, 28, mean=(0.2,), std=(0.3,)), x)
-    model.head[0].weight.requires_grad_(False)
+    size = get_model_spec(name).image_sizes[-1]
+    x = _images(2, 1, size)
+    model = _trained_stats(_build(name, 1, size, mean=(0.2,), std=(0.3,)), x)
+    model.get_submodule(head).weight.requires_grad_(False)
     for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
-        assert isinstance(clone, EquivariantCNN) and not clone.training
-        assert not clone.head[0].weight.requires_grad and clone.head[2].weight.requires_grad
+        assert isinstance(clone, cls) and not clone.training
+        frozen = [n for n, p in clone.named_parameters() if not p.requires_grad]
+        assert frozen == [f"{head}.weight"]
         with torch.no_grad():
             assert torch.equal(clone(x), model(x))
 
 
-def test_gcnn_state_dict_has_no_cached_filters() -> None:
-    model = build_model("gcnn-d4", 1, 10, 28)
+@pytest.mark.parametrize("name", ["gcnn-d4", "gcnn-resnet18"])
+def test_gcnn_state_dict_has_no_cached_filters(name: str) -> None:
+    model = _build(name, 1, 32)
     for mode in (True, False, True):
         keys = model.train(mode).state_dict().keys()
         assert not [k for k in keys if k.endswith((".filter", ".expanded_bias"))]
-    assert isinstance(model, EquivariantCNN)
+
+
+def test_gcnn_resnet18_is_the_papers_layout() -> None:
+    """p4m ResNet18: 23-45-91-181 regular D4 fields (8 channels each) at 32-16-8-4 pixels."""
+    model = build_model("gcnn-resnet18", 3, 10, 32)
+    resnet18 = build_model("resnet18", 3, 10, 32)
+    sizes: list[tuple[int, int]] = []
+    for stage in model.layers:
+        stage[-1].register_forward_hook(
+            lambda m, i, out: sizes.append(tuple(out.tensor.shape[1:3]))
+        )
+    assert model(_images(2, 3, 32)).shape == (2, 10)
+    assert sizes == [(23 * 8, 32), (45 * 8, 16), (91 * 8, 8), (181 * 8, 4)]
+    assert [len(stage) for stage in model.layers] == [2, 2, 2, 2]
+    parameters = sum(p.numel() for p in model.parameters())
+    assert 0.6 < parameters / sum(p.numel() for p in resnet18.parameters()) < 0.7  # 7.5M / 11.2M
+
+
+@pytest.mark.parametrize(
+    ("fields_in", "fields_out", "kernel_size", "trivial_in"),
+    [(1, 1, 3, False), (3, 4, 3, False), (2, 5, 1, False), (3, 6, 3, True)],
+)
+def test_he_init_std_is_e2cnns(
+    fields_in: int, fields_out: int, kernel_size: int, trivial_in: bool
+) -> None:
+    """The fast per-block computation gives e2cnn's generalized He init, weight for weight."""
+    from e2cnn import gspaces
+    from e2cnn import nn as enn
+    from e2cnn.nn.init import _generalized_he_init_variances
+
+    from trainables.models._gcnn_resnet import he_init_std
+
+    gspace = gspaces.FlipRot2dOnR2(4)
+    in_repr = gspace.trivial_repr if trivial_in else gspace.regular_repr
+    in_type = enn.FieldType(gspace, fields_in * [in_repr])
+    out_type = enn.FieldType(gspace, fields_out * [gspace.regular_repr])
+    conv = enn.R2Conv(in_type, out_type, kernel_size, padding=kernel_size // 2, initialize=False)
+    expected = _generalized_he_init_variances(conv.basisexpansion)
+    assert torch.equal(he_init_std(in_type, out_type, kernel_size), expected)
+    assert len(expected.unique()) > 1  # not a constant that any layout would match
 
 
 @pytest.mark.parametrize(
@@ -267,6 +328,7 @@ def test_gcnn_state_dict_has_no_cached_filters() -> None:
         ({"name": "vgg61"}, r"unknown model 'vgg61'; did you mean 'vgg16'"),
         ({"name": "gcnn-c5"}, r"did you mean 'gcnn-c8', 'gcnn-c4' or 'gcnn-d4'\?"),
         ({"name": "vgg16", "image_size": 28}, r"vgg16 takes 32x32 inputs; got 28x28"),
+        ({"name": "gcnn-resnet18", "image_size": 28}, r"gcnn-resnet18 takes 32x32 inputs"),
         ({"name": "stdcnn", "image_size": 64}, r"stdcnn takes 28x28 or 32x32 inputs; got 64x64"),
         ({"image_size": (28, 32)}, r"takes square inputs; got 28x32"),
         ({"image_size": "28"}, r"image_size must be"),

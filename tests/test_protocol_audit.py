@@ -263,6 +263,43 @@ def test_a_120_epoch_cusp_trial_follows_the_paper_table_and_lr_drops():
     assert config.batch_size == 128 and config.momentum == 0.9 and config.weight_decay == 5e-4
 
 
+def test_the_papers_gcnn_trains_on_the_cusp_curriculum_and_resumes(tmp_path):
+    """gcnn-resnet18 (p4m ResNet18) through the whole trial: PGD-AT on rotated images, the
+    evaluation (exported model), a checkpoint and a restore that gives the same model."""
+    config = TrialConfig.from_dict(
+        {
+            "dataset": "cifar10",
+            "model": "gcnn-resnet18",
+            "model_width": 0.125,
+            "epochs": 2,
+            "batch_size": 12,
+            "method": "pgd",
+            "curriculum": "cusp",
+            "eval_subset": 8,
+            "eval_pgd_steps": 2,
+            "final_profiles": False,
+            "device": "cpu",
+        }
+    )
+    data = _tiny_cifar()
+    trial = Trial(config, data)
+    first = trial.run_epoch()
+    assert first["theta"] == 120.0 and first["eps"] == pytest.approx(2 / 255)
+    for metric in ("clean_acc", "spatial_acc", "adv_acc", "combined_acc", "invariance_rate"):
+        assert 0.0 <= first[metric] <= 1.0, metric
+    trial.save(tmp_path)
+    restored = Trial(config, data)
+    restored.restore(tmp_path)
+    x = data.test_images[:4].float() / 255
+    for model in (trial.model, restored.model):
+        model.eval()
+    with torch.no_grad():
+        assert torch.equal(restored.model(x), trial.model(x))
+        # Trained weights keep the logits invariant to the grid's rotations.
+        assert torch.allclose(trial.model(torch.rot90(x, 1, (2, 3))), trial.model(x), atol=1e-4)
+    assert restored.run_epoch()["epoch"] == 2
+
+
 def test_cifar10_cusp_job_uses_exact_budgets_and_contains_the_paper_point():
     job = load_job(find_job("cifar10-cusp"))
     assert job.trial["eps_eval"] == 8 / 255

@@ -8,14 +8,16 @@ a :class:`Normalize`), so attacks and spatial transforms work in pixel space::
     fast = export_model(model)  # plain torch, eval mode, same logits
 
 Registered: ``stdcnn``, ``lenet`` (28/32 px), ``vgg16`` (32 px), ``resnet18`` (28/32 px) and the
-e2cnn models ``gcnn-c4``, ``gcnn-c8``, ``gcnn-d4`` (28/32 px), all for 1 or 3 input channels.
+e2cnn models ``gcnn-c4``, ``gcnn-c8``, ``gcnn-d4`` (28/32 px) and ``gcnn-resnet18`` (the paper's
+p4m ResNet18, 32 px), all for 1 or 3 input channels.
 """
 
 from __future__ import annotations
 
-from trainables.models import _cifar, _cnn, _gcnn  # noqa: F401  (register the builders)
+from trainables.models import _cifar, _cnn, _gcnn, _gcnn_resnet  # noqa: F401  (register the builders)
 from trainables.models._common import GroupMaxPool, Normalize
 from trainables.models._gcnn import EquivariantCNN
+from trainables.models._gcnn_resnet import EquivariantResNet
 from trainables.models._registry import (
     ModelBuilder,
     ModelSpec,
@@ -28,6 +30,7 @@ from trainables.models._registry import (
 
 __all__ = [
     "EquivariantCNN",
+    "EquivariantResNet",
     "GroupMaxPool",
     "ModelBuilder",
     "ModelSpec",

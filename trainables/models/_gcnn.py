@@ -20,10 +20,12 @@ e2cnn is imported lazily (it takes seconds to import), when the first gcnn model
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -49,6 +51,15 @@ def _gspace(group: str) -> Any:
 
     kind, n = _GROUPS[group]
     return gspaces.Rot2dOnR2(N=n) if kind == "rot" else gspaces.FlipRot2dOnR2(N=n)
+
+
+@contextlib.contextmanager
+def quiet_basis_warnings() -> Iterator[None]:
+    """Silence the warning e2cnn 0.2.3 (its last release) gives when it builds its filter bases
+    (it indexes with uint8 masks)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "indexing with dtype torch.uint8", UserWarning)
+        yield
 
 
 def _sync_filter_caches(root: nn.Module) -> None:
@@ -88,7 +99,59 @@ def _refresh_filter_caches(root: nn.Module, incompatible_keys: Any = None) -> No
     _sync_filter_caches(root)
 
 
-class EquivariantCNN(nn.Module):
+class E2Model(nn.Module):
+    """Base of the e2cnn models: filter caches kept out of checkpoints, pickling, ``train``.
+
+    A subclass stores its constructor's keyword arguments (all but ``normalize``) in
+    ``self._init_args`` and calls :meth:`_finish_init` at the end of ``__init__``.
+    """
+
+    _init_args: dict[str, Any]
+
+    def _finish_init(self) -> None:
+        _sync_filter_caches(self)
+        self.register_load_state_dict_post_hook(_refresh_filter_caches)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as constructor arguments + state dict (e2cnn groups hold unpicklable lambdas)."""
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        frozen = [name for name, p in self.named_parameters() if not p.requires_grad]
+        reference = next(self.parameters())
+        placement = (str(reference.device), str(reference.dtype).removeprefix("torch."))
+        return (_unpickle, (type(self), self._init_args, state, self.training, frozen, placement))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> E2Model:
+        # The default deepcopy (not __reduce__, which is for pickling): copy every attribute.
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
+    def train(self, mode: bool = True) -> E2Model:
+        super().train(mode)
+        _sync_filter_caches(self)
+        return self
+
+
+def _unpickle(
+    cls: type[E2Model],
+    init_args: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    training: bool,
+    frozen: list[str],
+    placement: tuple[str, str],
+) -> E2Model:
+    channels = init_args["in_channels"]
+    model = cls(normalize=Normalize.identity(channels), **init_args)
+    device, dtype = placement
+    model = model.to(device=torch.device(device), dtype=getattr(torch, dtype))
+    model.load_state_dict(state)
+    for name, param in model.named_parameters():
+        param.requires_grad_(name not in frozen)
+    return model.train(training)
+
+
+class EquivariantCNN(E2Model):
     """A small group-equivariant CNN with group-invariant logits (see the module docstring).
 
     Four ``R2Conv(k) -> InnerBatchNorm -> ReLU`` blocks on regular-representation fields
@@ -160,8 +223,7 @@ class EquivariantCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(fields, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes)
         )
-        _sync_filter_caches(self)
-        self.register_load_state_dict_post_hook(_refresh_filter_caches)
+        self._finish_init()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from e2cnn import nn as enn
@@ -169,26 +231,6 @@ class EquivariantCNN(nn.Module):
         geometric = enn.GeometricTensor(self.normalize(x), self.in_type)
         features = self.gpool(self.features(geometric)).tensor
         return self.head(self.pool(features))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as constructor arguments + state dict (e2cnn groups hold unpicklable lambdas)."""
-        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
-        frozen = [name for name, p in self.named_parameters() if not p.requires_grad]
-        reference = next(self.parameters())
-        placement = (str(reference.device), str(reference.dtype).removeprefix("torch."))
-        return (_unpickle, (self._init_args, state, self.training, frozen, placement))
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> EquivariantCNN:
-        # The default deepcopy (not __reduce__, which is for pickling): copy every attribute.
-        clone = type(self).__new__(type(self))
-        memo[id(self)] = clone
-        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        return clone
-
-    def train(self, mode: bool = True) -> EquivariantCNN:
-        super().train(mode)
-        _sync_filter_caches(self)
-        return self
 
     def export(self) -> nn.Sequential:
         """A plain-torch ``nn.Sequential`` (no e2cnn modules) computing the eval-mode logits.
@@ -211,23 +253,6 @@ class EquivariantCNN(nn.Module):
         return exported.to(device=reference.device, dtype=reference.dtype).eval()
 
 
-def _unpickle(
-    init_args: dict[str, Any],
-    state: dict[str, torch.Tensor],
-    training: bool,
-    frozen: list[str],
-    placement: tuple[str, str],
-) -> EquivariantCNN:
-    channels = init_args["in_channels"]
-    model = EquivariantCNN(normalize=Normalize.identity(channels), **init_args)
-    device, dtype = placement
-    model = model.to(device=torch.device(device), dtype=getattr(torch, dtype))
-    model.load_state_dict(state)
-    for name, param in model.named_parameters():
-        param.requires_grad_(name not in frozen)
-    return model.train(training)
-
-
 def _gcnn_builder(group: str, summary: str) -> ModelBuilder:
     """The registry builder of the ``group``-equivariant CNN (options: ``width``)."""
     name = f"gcnn-{group.lower()}"
@@ -240,9 +265,7 @@ def _gcnn_builder(group: str, summary: str) -> ModelBuilder:
         normalize: Normalize,
         width: float = 1.0,
     ) -> nn.Module:
-        with warnings.catch_warnings():
-            # e2cnn 0.2.3 (its last release) indexes with uint8 masks when it builds its bases
-            warnings.filterwarnings("ignore", "indexing with dtype torch.uint8", UserWarning)
+        with quiet_basis_warnings():
             return EquivariantCNN(
                 group=group,
                 in_channels=in_channels,
