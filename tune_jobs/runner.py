@@ -26,6 +26,7 @@ from analysis.experiment import has_scheduler
 from analysis.pareto import non_dominated
 from trainables.errors import UserError
 from trainables.plugins import local_plugin_paths
+from tune_jobs._checkpoints import PruneFinishedCheckpoints
 from tune_jobs._optuna import JOURNAL_FILE, JournaledOptunaSearch, sync_journal
 from tune_jobs.schedulers import SchedulerStateCallback, make_scheduler
 
@@ -266,6 +267,7 @@ def _add_run_callbacks(tuner: tune.Tuner, callbacks: Sequence[Any]) -> None:
     states Ray Tune restores by position. (Searches launched before Ray Tune's tables were
     turned off are resumed without them too.) Under Ray Client the Tuner runs on the head:
     the callbacks run there, and what they print goes to that process's log on the head.
+    Every run also prunes the checkpoints of its ended trials (:class:`PruneFinishedCheckpoints`).
     """
     import ray
 
@@ -275,7 +277,7 @@ def _add_run_callbacks(tuner: tune.Tuner, callbacks: Sequence[Any]) -> None:
         ray.get(remote.get_run_config.remote()) if client else tuner._local_tuner.get_run_config()
     )
     run_config.verbose = 0
-    run_config.callbacks = [*(run_config.callbacks or []), *callbacks]
+    run_config.callbacks = [*(run_config.callbacks or []), *callbacks, PruneFinishedCheckpoints()]
     if client:
         ray.get(remote.set_run_config_and_remote_string_queue.remote(run_config, None))
 
