@@ -210,6 +210,7 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
         # a line per trial event, not Ray Tune's tables of every config and result
         assert " started: stdcnn " in output and "completed (1 of 4): spatial_acc" in output
         assert "Trial status" not in output and "with configuration" not in output, output
+        assert "Configuration for experiment" not in output, output  # Ray Tune's header box
 
     if sig != signal.SIGKILL:  # (a killed driver may leave no snapshot for status to read)
         stopped = runner.status(str(experiment))
@@ -220,6 +221,7 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
     assert "4 of 4 trials completed" in resumed.stdout
     assert "resuming search interrupted" in resumed.stdout
     assert "completed (4 of 4)" in resumed.stdout, resumed.stdout
+    assert "Configuration for experiment" not in resumed.stdout, resumed.stdout
     if sig != signal.SIGKILL:  # the interrupted trials had reported before the snapshot
         assert "continues after epoch" in resumed.stdout, resumed.stdout
     trial_dirs = _known_trial_dirs(experiment)
@@ -231,6 +233,8 @@ def test_interrupted_search_resumes_exactly(tmp_path, sig):
         assert reported[-1] == epochs
         # No epoch is trained twice: a running trial continued from its checkpoint.
         assert reported.count(1) == 1, (directory.name, reported)
+        # An ended trial keeps only its newest checkpoint (tune_jobs._checkpoints)
+        assert [p.name for p in directory.glob("checkpoint_*")] == [f"checkpoint_{epochs - 1:06d}"]
         if directory.name in finished_before:  # finished trials are not run again
             assert (directory / "result.json").read_text() == before[directory.name]
     study = open_journal_study(experiment / JOURNAL_FILE)

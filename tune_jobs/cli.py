@@ -529,6 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Searches print their own progress lines (ProgressLines); Ray Tune's newer output engine
+    # prints a "Configuration for experiment" box at every start even with verbose=0.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
