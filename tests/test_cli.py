@@ -315,3 +315,51 @@ def test_train_with_an_unknown_name_lists_trial_configs_and_jobs(capsys):
     assert main(["train", "cusp-digit"]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'cusp-digits'?" in err and "quickstart" in err
+
+
+def test_list_names_what_a_job_can_use(capsys):
+    from trainables.models import list_models
+    from tune_jobs.spec import list_jobs
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for header in (
+        "jobs (",
+        "models (",
+        "datasets (",
+        "search space presets (",
+        "schedule kinds (",
+    ):
+        assert f"\n{header}" in f"\n{out}", out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert set(list_jobs()) | set(list_models()) <= set(rows)
+    assert (
+        "cifar10, vgg16, gcnn-resnet18: grid of 14 trials over model, theta_max, 120 epochs"
+        in (rows["cifar10-tradeoff-rotation"])
+    )
+    assert "8 trials of preset joint (nsga2)" in rows["quickstart"]
+    assert "[32 px, 1/3 channels; D4-invariant; options: width]" in rows["gcnn-resnet18"]
+    assert "28x28x1, 10 classes, eps scale 0.3" in rows["mnist"]
+    assert "<axis>_max" in rows["constant"] and "<axis>_ramp_end" in rows["linear"]
+
+
+def test_list_one_kind_with_a_plugins_registrations(tmp_path):
+    (tmp_path / "listed_lab_plugin.py").write_text(
+        "from torch import nn\n"
+        "from trainables.models import register_model\n\n"
+        "@register_model('lab-linear', image_sizes=(28,), in_channels=(1,))\n"
+        "def lab_linear(*, in_channels, num_classes, image_size, normalize, hidden=32):\n"
+        "    '''A lab's linear model.'''\n"
+        "    return nn.Sequential(normalize, nn.Flatten(), nn.Linear(784, num_classes))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.run(
+        [sys.executable, "-m", "tune_jobs", "list", "models", "--plugins", "listed_lab_plugin"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "  lab-linear  " in run.stdout and "options: hidden]" in run.stdout
+    assert run.stdout.startswith("models (") and "jobs (" not in run.stdout
+    missing = _cli("list", "--plugins", "no_such_lab_plugin_here")
+    assert missing.returncode == 2
+    assert "no module named 'no_such_lab_plugin_here'" in _error_line(missing.stderr)

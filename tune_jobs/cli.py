@@ -254,6 +254,92 @@ def _exit_code(outcome: Any) -> int:
     return 0 if outcome.finished and not outcome.failed else 1
 
 
+LISTABLE = ("jobs", "models", "datasets", "presets", "schedules")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from trainables.plugins import check_plugins, import_plugins
+
+    import_plugins(check_plugins(args.plugins or [], "--plugins"), "--plugins")
+    for index, what in enumerate([args.what] if args.what else LISTABLE):
+        header, rows = _LISTINGS[what]()
+        print(("\n" if index else "") + header)
+        width = max((len(row[0]) for row in rows), default=0)
+        for name, text in rows:
+            print(f"  {name:<{width}}  {text}".rstrip())
+    return 0
+
+
+def _list_jobs() -> tuple[str, list[tuple[str, str]]]:
+    from tune_jobs.spec import find_job, list_jobs, load_job
+
+    rows = []
+    for name in list_jobs():
+        spec = load_job(find_job(name))
+        search = spec.search
+        if search.grid:
+            how = f"grid of {search.trials} trials over {', '.join(search.grid)}"
+        else:
+            how = f"{search.trials} trials of preset {search.preset} ({search.sampler})"
+        models = ", ".join(search.grid.get("model", spec.models))
+        rows.append((name, f"{spec.dataset}, {models}: {how}, {spec.epochs} epochs"))
+    return "jobs (cusp-tune launch NAME; the files are in tune_jobs/jobs/):", rows
+
+
+def _list_models() -> tuple[str, list[tuple[str, str]]]:
+    from trainables.models import get_model_spec, list_models
+
+    rows = []
+    for name in list_models():
+        spec = get_model_spec(name)
+        sizes = "/".join(map(str, spec.image_sizes))
+        channels = "/".join(map(str, spec.in_channels))
+        facts = [f"{sizes} px, {channels} channels"]
+        if spec.group:
+            facts.append(f"{spec.group}-invariant")
+        if spec.options:
+            facts.append(f"options: {', '.join(spec.options)}")
+        rows.append((name, f"{spec.description} [{'; '.join(facts)}]"))
+    return "models (model: in a job; model_width sets the width option):", rows
+
+
+def _list_datasets() -> tuple[str, list[tuple[str, str]]]:
+    from trainables.datasets import dataset_info, list_datasets
+
+    rows = []
+    for name in list_datasets():
+        info = dataset_info(name)
+        size = f"{info.image_size}x{info.image_size}x{info.channels}"
+        rows.append((name, f"{size}, {info.num_classes} classes, eps scale {info.eps_scale:.4g}"))
+    return "datasets (dataset.name: in a job):", rows
+
+
+def _list_presets() -> tuple[str, list[tuple[str, str]]]:
+    from search_spaces import get_preset, list_presets
+
+    rows = [(name, get_preset(name).summary) for name in list_presets()]
+    return "search space presets (search.preset: in a job):", rows
+
+
+def _list_schedules() -> tuple[str, list[tuple[str, str]]]:
+    from trainables.curriculum import SCHEDULE_KINDS
+
+    rows = [
+        (name, "keys: " + ", ".join(f"<axis>_{key}" for key in kind.keys))
+        for name, kind in SCHEDULE_KINDS.items()
+    ]
+    return "schedule kinds (theta_schedule, eps_schedule, translate_schedule):", rows
+
+
+_LISTINGS = {
+    "jobs": _list_jobs,
+    "models": _list_models,
+    "datasets": _list_datasets,
+    "presets": _list_presets,
+    "schedules": _list_schedules,
+}
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Trials completed / stopped early / failed / in progress (interrupted, when no driver
     runs the search), best values so far and the current front."""
@@ -421,6 +507,21 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("experiment", help="the experiment directory (or URI) launch printed")
     resume.add_argument("--address", help="Ray cluster to connect to")
     resume.set_defaults(func=cmd_resume)
+
+    listing = commands.add_parser(
+        "list",
+        help="the shipped jobs and the registered models, datasets, presets and schedules",
+        description="List what a job can name: the shipped jobs, and the registered models, "
+        "datasets, search space presets and schedule kinds (with your plugins' registrations).",
+    )
+    listing.add_argument("what", nargs="?", choices=LISTABLE, help="list only these")
+    listing.add_argument(
+        "--plugins",
+        nargs="+",
+        metavar="MODULE",
+        help="import these modules first (as a job's plugins: key does)",
+    )
+    listing.set_defaults(func=cmd_list)
 
     status = commands.add_parser(
         "status",
