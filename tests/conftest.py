@@ -50,6 +50,26 @@ def trained_model(digits) -> torch.nn.Module:
 
 
 @pytest.fixture
+def tiny_moasha() -> dict[str, object]:
+    """Overrides of the quickstart job for a 6-trial MO-ASHA search of seconds (rungs at epochs
+    1 and 2 of 4, so some trials are stopped early)."""
+    return {
+        "scheduler.kind": "moasha",
+        "scheduler.grace_epochs": 1,
+        "scheduler.reduction_factor": 2,
+        "training.epochs": 4,
+        "training.train_pgd_steps": 1,
+        "search.trials": 6,
+        "dataset.train_size": 128,
+        "dataset.test_size": 60,
+        "evaluation.subset": 20,
+        "evaluation.pgd_steps": 1,
+        "evaluation.profiles": False,
+        "model_width": 0.25,
+    }
+
+
+@pytest.fixture
 def test_batch(digits) -> tuple[torch.Tensor, torch.Tensor]:
     return digits.test_images[:200].float() / 255.0, digits.test_labels[:200]
 

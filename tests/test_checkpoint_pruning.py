@@ -166,24 +166,14 @@ def _checkpoints(trial_dir: Path) -> list[str]:
     return sorted(p.name for p in trial_dir.iterdir() if p.name.startswith("checkpoint_"))
 
 
-def test_a_real_search_keeps_one_checkpoint_per_ended_trial(local_ray, tmp_path):
+def test_a_real_search_keeps_one_checkpoint_per_ended_trial(local_ray, tmp_path, tiny_moasha):
     overrides = {
+        **tiny_moasha,
         "storage": str(tmp_path),
         "name": "pruned",
-        "scheduler.kind": "moasha",  # so that trials are stopped early (at epoch 2) too
-        "scheduler.grace_epochs": 2,
-        "scheduler.reduction_factor": 2,
-        "training.epochs": 4,
-        "training.train_pgd_steps": 1,
+        "scheduler.grace_epochs": 2,  # some trials are stopped early, at epoch 2
         "checkpoint.every": 1,
         "checkpoint.keep": 2,
-        "search.trials": 6,
-        "dataset.train_size": 128,
-        "dataset.test_size": 60,
-        "evaluation.subset": 20,
-        "evaluation.pgd_steps": 1,
-        "evaluation.profiles": False,
-        "model_width": 0.25,
     }
     outcome = runner.launch(load_job("quickstart", overrides))
     assert outcome.finished and len(outcome.trials) == 6

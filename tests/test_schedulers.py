@@ -398,28 +398,15 @@ def test_stopped_trials_reach_optuna_as_pruned(searcher_class, tmp_path):
 
 # -- a real search with moasha -----------------------------------------------------------------
 
-TINY_MOASHA = {
-    "scheduler.kind": "moasha",
-    "scheduler.grace_epochs": 1,
-    "scheduler.reduction_factor": 2,
-    "training.epochs": 4,
-    "training.train_pgd_steps": 1,
-    "search.trials": 6,
-    "dataset.train_size": 128,
-    "dataset.test_size": 60,
-    "evaluation.subset": 20,
-    "evaluation.pgd_steps": 1,
-    "evaluation.profiles": False,
-    "model_width": 0.25,
-}
-
 
 @pytest.mark.skipif(
     not hasattr(runner, "make_scheduler") or not _OPTUNA_WIRED,
     reason="the runner does not build schedulers yet (tune_jobs.schedulers.make_scheduler)",
 )
-def test_moasha_search_stops_trials_and_leaves_no_optuna_trial_running(local_ray, tmp_path):
-    spec = load_job("quickstart", {**TINY_MOASHA, "storage": str(tmp_path), "name": "moasha"})
+def test_moasha_search_stops_trials_and_leaves_no_optuna_trial_running(
+    local_ray, tmp_path, tiny_moasha
+):
+    spec = load_job("quickstart", {**tiny_moasha, "storage": str(tmp_path), "name": "moasha"})
     outcome = runner.launch(spec)
     table = outcome.trials
     assert len(table) == 6
@@ -452,8 +439,10 @@ def test_moasha_search_stops_trials_and_leaves_no_optuna_trial_running(local_ray
     not hasattr(runner, "make_scheduler") or not _OPTUNA_WIRED,
     reason="the runner does not build schedulers yet (tune_jobs.schedulers.make_scheduler)",
 )
-def test_asha_search_takes_metric_and_mode_from_the_scheduler_only(local_ray, tmp_path):
-    overrides = {**TINY_MOASHA, "scheduler.kind": "asha", "scheduler.metric": "adv_acc"}
+def test_asha_search_takes_metric_and_mode_from_the_scheduler_only(
+    local_ray, tmp_path, tiny_moasha
+):
+    overrides = {**tiny_moasha, "scheduler.kind": "asha", "scheduler.metric": "adv_acc"}
     spec = load_job("quickstart", {**overrides, "storage": str(tmp_path), "name": "asha"})
     inspected = spec.with_overrides({"name": "inspected"})  # building a Tuner writes its dir
     tuner = runner.build_tuner(inspected, runner.load_search_dataset(inspected))

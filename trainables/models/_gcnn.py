@@ -46,7 +46,7 @@ _C4_ORDER = 4
 _GROUPS: dict[str, tuple[str, int]] = {"C4": ("rot", 4), "C8": ("rot", 8), "D4": ("fliprot", 4)}
 
 
-def _gspace(group: str) -> Any:
+def make_gspace(group: str) -> Any:
     from e2cnn import gspaces
 
     kind, n = _GROUPS[group]
@@ -100,10 +100,11 @@ def _refresh_filter_caches(root: nn.Module, incompatible_keys: Any = None) -> No
 
 
 class E2Model(nn.Module):
-    """Base of the e2cnn models: filter caches kept out of checkpoints, pickling, ``train``.
+    """Base of the e2cnn models: filter caches kept out of checkpoints, pickling, export.
 
     A subclass stores its constructor's keyword arguments (all but ``normalize``) in
-    ``self._init_args`` and calls :meth:`_finish_init` at the end of ``__init__``.
+    ``self._init_args``, calls :meth:`_finish_init` at the end of ``__init__`` and gives the
+    modules of its plain-torch export in ``_plain_parts``.
     """
 
     _init_args: dict[str, Any]
@@ -131,6 +132,22 @@ class E2Model(nn.Module):
         super().train(mode)
         _sync_filter_caches(self)
         return self
+
+    def export(self) -> nn.Sequential:
+        """A plain-torch ``nn.Sequential`` (no e2cnn modules) computing the eval-mode logits.
+
+        ``self`` is not modified. The result is in eval mode, on the same device, and shares no
+        storage with ``self``; it is for evaluation only (training it breaks the equivariance).
+        """
+        clone = copy.deepcopy(self)
+        clone.eval()
+        exported = nn.Sequential(clone._plain_parts())
+        reference = next(self.parameters())
+        return exported.to(device=reference.device, dtype=reference.dtype).eval()
+
+    def _plain_parts(self) -> OrderedDict[str, nn.Module]:
+        """The modules of :meth:`export`, in order, from this eval-mode copy."""
+        raise NotImplementedError
 
 
 def _unpickle(
@@ -197,7 +214,7 @@ class EquivariantCNN(E2Model):
         )
         if image_size % 4 != 0:
             raise ValueError(f"image_size must be divisible by 4; got {image_size}")
-        gspace = _gspace(group)
+        gspace = make_gspace(group)
         self.group = group
         self.group_order = int(gspace.fibergroup.order())
         scale = width * math.sqrt(_C4_ORDER / self.group_order)
@@ -232,30 +249,19 @@ class EquivariantCNN(E2Model):
         features = self.gpool(self.features(geometric)).tensor
         return self.head(self.pool(features))
 
-    def export(self) -> nn.Sequential:
-        """A plain-torch ``nn.Sequential`` (no e2cnn modules) computing the eval-mode logits.
-
-        ``self`` is not modified. The result is in eval mode, on the same device, and shares no
-        storage with ``self``; it is for evaluation only (training it breaks the equivariance).
-        """
-        clone = copy.deepcopy(self)
-        clone.eval()
-        exported = nn.Sequential(
-            OrderedDict(
-                normalize=clone.normalize,
-                features=clone.features.export(),
-                gpool=GroupMaxPool(self.group_order),
-                pool=clone.pool,
-                head=clone.head,
-            )
+    def _plain_parts(self) -> OrderedDict[str, nn.Module]:
+        return OrderedDict(
+            normalize=self.normalize,
+            features=self.features.export(),
+            gpool=GroupMaxPool(self.group_order),
+            pool=self.pool,
+            head=self.head,
         )
-        reference = next(self.parameters())
-        return exported.to(device=reference.device, dtype=reference.dtype).eval()
 
 
-def _gcnn_builder(group: str, summary: str) -> ModelBuilder:
-    """The registry builder of the ``group``-equivariant CNN (options: ``width``)."""
-    name = f"gcnn-{group.lower()}"
+def e2cnn_builder(name: str, model: type[E2Model], summary: str, **fixed: Any) -> ModelBuilder:
+    """The registry builder of an e2cnn model class (options: ``width``; ``fixed``: the other
+    constructor arguments)."""
 
     def build(
         *,
@@ -266,13 +272,13 @@ def _gcnn_builder(group: str, summary: str) -> ModelBuilder:
         width: float = 1.0,
     ) -> nn.Module:
         with quiet_basis_warnings():
-            return EquivariantCNN(
-                group=group,
+            return model(
                 in_channels=in_channels,
                 num_classes=num_classes,
                 image_size=image_size,
                 normalize=normalize,
                 width=check_width(name, width),
+                **fixed,
             )
 
     build.__doc__ = summary
@@ -295,5 +301,5 @@ for _group, _summary in (
         in_channels=(1, 3),
         group=_group,
         channels_last=False,
-    )(_gcnn_builder(_group, _summary))
+    )(e2cnn_builder(f"gcnn-{_group.lower()}", EquivariantCNN, _summary, group=_group))
 del _group, _summary

@@ -19,7 +19,6 @@ and flips), as for the other ``gcnn-*`` models (see :mod:`trainables.models._gcn
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import OrderedDict
 from typing import Any
@@ -28,9 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables.models._cnn import check_width
 from trainables.models._common import GroupMaxPool, Normalize
-from trainables.models._gcnn import E2Model, _gspace, quiet_basis_warnings
+from trainables.models._gcnn import E2Model, e2cnn_builder, make_gspace
 from trainables.models._registry import register_model
 
 # Regular fields per stage at width 1: ResNet18's 64-128-256-512 channels / sqrt(8).
@@ -180,7 +178,7 @@ class EquivariantResNet(E2Model):
         )
         if image_size % 8 != 0:
             raise ValueError(f"image_size must be divisible by 8; got {image_size}")
-        gspace = _gspace("D4")
+        gspace = make_gspace("D4")
         self.group_order = int(gspace.fibergroup.order())
         self.normalize = normalize
         self.in_type = enn.FieldType(gspace, in_channels * [gspace.trivial_repr])
@@ -214,48 +212,26 @@ class EquivariantResNet(E2Model):
         features = self.layers(self.stem(enn.GeometricTensor(self.normalize(x), self.in_type)))
         return self.linear(self.pool(self.gpool(features).tensor))
 
-    def export(self) -> nn.Sequential:
-        """A plain-torch ``nn.Sequential`` (no e2cnn modules) computing the eval-mode logits.
-
-        ``self`` is not modified. The result is in eval mode, on the same device, and shares no
-        storage with ``self``; it is for evaluation only (training it breaks the equivariance).
-        """
-        clone = copy.deepcopy(self)
-        clone.eval()
-        exported = nn.Sequential(
-            OrderedDict(
-                normalize=clone.normalize,
-                stem=clone.stem.export(),
-                layers=nn.Sequential(
-                    *(nn.Sequential(*(block.export() for block in stage)) for stage in clone.layers)
-                ),
-                gpool=GroupMaxPool(self.group_order),
-                pool=clone.pool,
-                linear=clone.linear,
-            )
+    def _plain_parts(self) -> OrderedDict[str, nn.Module]:
+        return OrderedDict(
+            normalize=self.normalize,
+            stem=self.stem.export(),
+            layers=nn.Sequential(
+                *(nn.Sequential(*(block.export() for block in stage)) for stage in self.layers)
+            ),
+            gpool=GroupMaxPool(self.group_order),
+            pool=self.pool,
+            linear=self.linear,
         )
-        reference = next(self.parameters())
-        return exported.to(device=reference.device, dtype=reference.dtype).eval()
 
 
 # e2cnn models gain nothing from channels_last (benchmarks/bench_layout.py).
-@register_model(
+register_model(
     "gcnn-resnet18", image_sizes=(32,), in_channels=(1, 3), group="D4", channels_last=False
+)(
+    e2cnn_builder(
+        "gcnn-resnet18",
+        EquivariantResNet,
+        "ResNet18 on p4m (D4, e2cnn; 23-45-91-181 regular fields x width), the paper's CIFAR GCNN.",
+    )
 )
-def gcnn_resnet18(
-    *,
-    in_channels: int,
-    num_classes: int,
-    image_size: int,
-    normalize: Normalize,
-    width: float = 1.0,
-) -> nn.Module:
-    """ResNet18 on p4m (D4, e2cnn; 23-45-91-181 regular fields x width), the paper's CIFAR GCNN."""
-    with quiet_basis_warnings():
-        return EquivariantResNet(
-            in_channels=in_channels,
-            num_classes=num_classes,
-            image_size=image_size,
-            normalize=normalize,
-            width=check_width("gcnn-resnet18", width),
-        )
