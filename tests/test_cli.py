@@ -334,7 +334,7 @@ def test_list_names_what_a_job_can_use(capsys):
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
     assert set(list_jobs()) | set(list_models()) <= set(rows)
     assert (
-        "cifar10, vgg16, gcnn-resnet18: grid of 14 trials over model, theta_max, 120 epochs"
+        "cifar10, vgg16, gcnn-resnet18: grid of 14 points over model, theta_max, 120 epochs"
         in (rows["cifar10-tradeoff-rotation"])
     )
     assert "8 trials of preset joint (nsga2)" in rows["quickstart"]

@@ -154,6 +154,13 @@ def _print_outcome(outcome: Any, live: bool = False) -> None:
         print(f"  cusp-tune resume {outcome.experiment_path}")
 
 
+def _search_summary(search: Any) -> str:
+    """``grid of 14 points over model, theta_max`` or ``8 trials of preset joint (nsga2)``."""
+    if search.grid:
+        return f"grid of {search.trials} points over {', '.join(search.grid)}"
+    return f"{search.trials} trials of preset {search.preset} ({search.sampler})"
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     """Start a search from a job spec."""
     from tune_jobs import runner
@@ -170,10 +177,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     spec = load_job(args.job, overrides)
 
     search = spec.search
-    if search.grid:
-        what = f"grid of {search.trials} points over {', '.join(search.grid)}"
-    else:
-        what = f"{search.trials} trials of preset {search.preset} ({search.sampler})"
+    what = _search_summary(search)
 
     def announce() -> None:
         print(
@@ -276,12 +280,8 @@ def _list_jobs() -> tuple[str, list[tuple[str, str]]]:
     rows = []
     for name in list_jobs():
         spec = load_job(find_job(name))
-        search = spec.search
-        if search.grid:
-            how = f"grid of {search.trials} trials over {', '.join(search.grid)}"
-        else:
-            how = f"{search.trials} trials of preset {search.preset} ({search.sampler})"
-        models = ", ".join(search.grid.get("model", spec.models))
+        models = ", ".join(spec.search.grid.get("model", spec.models))
+        how = _search_summary(spec.search)
         rows.append((name, f"{spec.dataset}, {models}: {how}, {spec.epochs} epochs"))
     return "jobs (cusp-tune launch NAME; the files are in tune_jobs/jobs/):", rows
 
